@@ -1,0 +1,83 @@
+"""Synthetic studies and lesion annotations (DICOM SEG, NIfTI, PNG masks)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from core.io.study import open_study
+from core.synth.study import SynthSpec, synthesize
+
+
+def test_synthetic_study_is_valid_ct_with_geometry(synth_root):
+    files = sorted((synth_root / "SYN001" / "CT").glob("*.dcm"))
+    assert len(files) == 12
+    ds = pydicom.dcmread(files[0])
+    assert ds.SOPClassUID == pydicom.uid.CTImageStorage and ds.Modality == "CT"
+    assert float(ds.RescaleIntercept) == -1024 and float(ds.WindowCenter) == -600
+    (series,) = open_study(synth_root / "SYN001" / "CT").series
+    vol = series.volume()
+    assert vol.min() >= -1024 and vol.max() > 300  # air and bone present
+    middle = vol[6]
+    assert (middle < -700).mean() > 0.3  # outside air + lungs
+    assert ((middle > -200) & (middle < 100)).mean() > 0.1  # soft tissue
+
+
+def test_seg_and_nifti_masks_map_onto_the_same_voxels(synth_root):
+    study = open_study(synth_root / "SYN001")
+    (series,) = study.series
+    by_source = {a.source.rsplit("/", 1)[-1]: a for a in study.annotations}
+    seg, nii = by_source["lesions.seg.dcm"], by_source["lesions.nii.gz"]
+    assert seg.series_uid == nii.series_uid == series.uid
+    assert seg.labels.any()
+    np.testing.assert_array_equal(seg.labels, nii.labels)
+    assert set(seg.classes.values()) == {"ground-glass opacity", "consolidation"}
+
+
+def test_lesions_lie_in_the_lungs_and_look_like_ggo(synth_root):
+    study = open_study(synth_root / "SYN001")
+    vol = study.series[0].volume()
+    ann = study.annotations[0]
+    ggo = vol[ann.labels == 1]
+    assert -750 < float(np.median(ggo)) < -200  # hazy, between aerated lung and soft tissue
+
+
+def test_labels_csv_matches_masks(synth_root):
+    with open(synth_root / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 24 and {r["patient"] for r in rows} == {"SYN001", "SYN002"}
+    healthy = [r for r in rows if r["patient"] == "SYN002"]
+    assert all(r["label"] == "0" for r in healthy)
+    assert any(r["label"] == "1" for r in rows if r["patient"] == "SYN001")
+
+
+def test_synthesis_is_deterministic(tmp_path):
+    spec = SynthSpec(patients=1, slices=4, seed=3, size=64)
+    digests = []
+    for run in ("a", "b"):
+        synthesize(tmp_path / run, spec)
+        files = sorted((tmp_path / run).rglob("*.dcm"))
+        digests.append(hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_png_masks_with_the_same_stem(tmp_path):
+    (tmp_path / "Imgs").mkdir()
+    (tmp_path / "GT").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((20, 20), 100, np.uint8)).save(tmp_path / "Imgs" / f"{i}.jpg")
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 255
+    Image.fromarray(mask).save(tmp_path / "GT" / "1.png")
+    palette = np.zeros((20, 20), np.uint8)
+    palette[0:2, 0:2], palette[2:4, 2:4] = 1, 2
+    Image.fromarray(palette).save(tmp_path / "GT" / "2.png")
+    study = open_study(tmp_path / "Imgs")
+    (ann,) = study.annotations
+    assert ann.lesion_slices == (1, 2)
+    assert ann.mask(1).sum() == 25
+    assert ann.labels[2, 0, 0] == 1 and ann.labels[2, 3, 3] == 2
