@@ -59,7 +59,10 @@ def to_hu(
     """
     if out is None:
         out = np.empty(stored.shape, dtype=np.float32)
-    np.multiply(stored, np.float32(slope), out=out, casting="unsafe")
+    if slope == 1.0:  # the common case: one pass
+        np.add(stored, np.float32(intercept), out=out, dtype=np.float32, casting="unsafe")
+        return out
+    np.multiply(stored, np.float32(slope), out=out, dtype=np.float32, casting="unsafe")
     if intercept:
         out += np.float32(intercept)
     return out

@@ -7,7 +7,9 @@ they can be read with one ``numpy.fromfile`` instead of a full pydicom parse.
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from core.errors import StudyReadError
+from core.io import fast_header
 from core.pixels import Window, reinterpret_sign, to_gray, to_hu
 
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 _PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+Header = Dataset | Mapping[str, Any]  # a pydicom header, or the fast reader's keyword -> value
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class FileHeader:
     meta: dict[str, str]
     window: Window | None
     frames: tuple[FrameRef, ...]
-    dataset: Dataset  # header only (no pixels); used for SEG and DICOMDIR files
+    dataset: Header  # header only (no pixels); used for SEG and DICOMDIR files
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:
@@ -88,7 +92,13 @@ def _first(value: Any) -> Any:
     return value
 
 
-def _functional(ds: Dataset, frame: int, sequence: str, attr: str) -> Any:
+def _strings(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (str(value).strip().upper(),) if isinstance(value, str) else tuple(str(v).strip().upper() for v in value)
+
+
+def _functional(ds: Header, frame: int, sequence: str, attr: str) -> Any:
     """An attribute from an Enhanced multi-frame functional group (per-frame, then shared)."""
     for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
         seq = ds.get(groups)
@@ -101,16 +111,16 @@ def _functional(ds: Dataset, frame: int, sequence: str, attr: str) -> Any:
     return None
 
 
-def _raw_layout(fp: Any, ds: Dataset, n_frames: int) -> RawLayout | None:
-    """Byte offset and dtype of uncompressed single-frame pixels, read at the file position."""
-    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+def _raw_layout(head: bytes, start: int, tsyntax: str | None, ds: Header, n_frames: int) -> RawLayout | None:
+    """Byte offset and dtype of uncompressed single-frame pixels whose element starts at ``start``.
+
+    ``head`` holds the element's first 12 bytes.
+    """
     if tsyntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or n_frames != 1:
         return None
     bits = int(ds.get("BitsAllocated", 0) or 0)
     if bits not in (8, 16, 32) or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         return None
-    start = fp.tell()
-    head = fp.read(12)
     if len(head) < 8 or head[:4] != _PIXEL_DATA_TAG:
         return None
     if tsyntax == ExplicitVRLittleEndian and head[4:6] in _LONG_VRS:
@@ -119,23 +129,26 @@ def _raw_layout(fp: Any, ds: Dataset, n_frames: int) -> RawLayout | None:
         length, offset = struct.unpack("<H", head[6:8])[0], start + 8
     else:
         length, offset = struct.unpack("<I", head[4:8])[0], start + 8
-    nbytes = int(ds.Rows) * int(ds.Columns) * bits // 8
+    nbytes = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * bits // 8
     if length == 0xFFFFFFFF or length < nbytes:
         return None
     kind = "i" if int(ds.get("PixelRepresentation", 0) or 0) == 1 else "u"
     return RawLayout(offset=offset, dtype=f"<{kind}{bits // 8}")
 
 
-def _descriptive(ds: Dataset) -> dict[str, str]:
+def _descriptive(ds: Header) -> dict[str, str]:
     keys = (
         "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
         "StudyDescription", "SeriesDescription", "SeriesNumber", "Modality",
         "Manufacturer", "InstitutionName", "AccessionNumber", "BodyPartExamined",
     )  # fmt: skip
-    return {k: str(ds.get(k, "") or "") for k in keys}
+    out = {k: str(ds.get(k, "") or "") for k in keys}
+    with contextlib.suppress(ValueError):  # "04" and 4 are the same series number
+        out["SeriesNumber"] = str(int(float(out["SeriesNumber"]))) if out["SeriesNumber"] else ""
+    return out
 
 
-def _header_window(ds: Dataset) -> Window | None:
+def _header_window(ds: Header) -> Window | None:
     centre, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     if centre is None or width is None:
         centre = _functional(ds, 0, "FrameVOILUTSequence", "WindowCenter")
@@ -148,7 +161,7 @@ def _header_window(ds: Dataset) -> Window | None:
         return None
 
 
-def _frame_refs(path: Path, ds: Dataset, raw: RawLayout | None) -> tuple[FrameRef, ...]:
+def _frame_refs(path: Path, ds: Header, raw: RawLayout | None) -> tuple[FrameRef, ...]:
     if "Rows" not in ds or "Columns" not in ds:
         return ()
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -175,49 +188,25 @@ def _frame_refs(path: Path, ds: Dataset, raw: RawLayout | None) -> tuple[FrameRe
                 n_frames_in_file=n_frames,
                 series_uid=str(ds.get("SeriesInstanceUID", "") or f"file:{path}"),
                 sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
-                instance_number=int(number) if number not in (None, "") else None,
+                instance_number=int(_first(number)) if number not in (None, "") else None,
                 position=pos,  # type: ignore[arg-type]
                 orientation=ori,
-                rows=int(ds.Rows),
-                cols=int(ds.Columns),
+                rows=int(ds.get("Rows") or 0),
+                cols=int(ds.get("Columns") or 0),
                 pixel_spacing=spacing,  # type: ignore[arg-type]
-                slice_thickness=float(ds.SliceThickness) if ds.get("SliceThickness") else None,
+                slice_thickness=float(ds.get("SliceThickness") or 0) if ds.get("SliceThickness") else None,
                 slope=float(slope) if slope not in (None, "") else 1.0,
                 intercept=float(intercept) if intercept not in (None, "") else 0.0,
                 bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
                 signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
-                image_type=tuple(str(t).upper() for t in (ds.get("ImageType") or ())),
+                image_type=_strings(ds.get("ImageType")),
                 raw=raw if n_frames == 1 else None,
             )
         )
     return tuple(refs)
 
 
-def read_header(path: Path, *, force: bool = False) -> FileHeader:
-    """Parse one DICOM file's header (pixels are not read).
-
-    Raises
-    ------
-    StudyReadError
-        With a one-line reason when the file is not readable DICOM.
-    """
-    try:
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
-            tag = fp.read(4)
-            has_pixels = tag in (_PIXEL_DATA_TAG, _PIXEL_DATA_TAG_BE)
-            fp.seek(-len(tag), 1)
-            n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-            raw = _raw_layout(fp, ds, n_frames) if has_pixels else None
-            refs = _frame_refs(path, ds, raw) if has_pixels else ()
-    except InvalidDicomError as exc:
-        raise StudyReadError(f"{path.name}: not a DICOM file ({exc})") from exc
-    except PermissionError as exc:
-        raise StudyReadError(f"{path.name}: permission denied") from exc
-    except OSError as exc:
-        raise StudyReadError(f"{path.name}: cannot read ({exc.strerror or exc})") from exc
-    except Exception as exc:  # pydicom raises many types on malformed input
-        raise StudyReadError(f"{path.name}: malformed DICOM header ({_short(exc)})") from exc
+def _file_header(path: Path, ds: Header, refs: tuple[FrameRef, ...]) -> FileHeader:
     return FileHeader(
         path=path,
         sop_class=str(ds.get("SOPClassUID", "") or ""),
@@ -229,6 +218,60 @@ def read_header(path: Path, *, force: bool = False) -> FileHeader:
         frames=refs,
         dataset=ds,
     )
+
+
+def _fast_header(path: Path, head: bytes) -> FileHeader | None:
+    """The header of a plain single-frame image via :mod:`core.io.fast_header`, else None."""
+    parsed = fast_header.parse(head)
+    if parsed is None:
+        return None
+    values, pixel_pos = parsed
+    if values.get("SOPClassUID") == SEG_SOP_CLASS or "Rows" not in values or "Columns" not in values:
+        return None
+    n_frames = int(values.get("NumberOfFrames", 1) or 1)  # type: ignore[call-overload]
+    try:
+        raw = _raw_layout(
+            head[pixel_pos : pixel_pos + 12], pixel_pos, str(values["TransferSyntaxUID"]), values, n_frames
+        )
+        return None if raw is None else _file_header(path, values, _frame_refs(path, values, raw))
+    except (TypeError, ValueError):  # odd values (e.g. multi-valued where one is expected)
+        return None
+
+
+def read_header(path: Path, *, head: bytes | None = None, force: bool = False) -> FileHeader:
+    """Parse one DICOM file's header (pixels are not read).
+
+    ``head`` is the file's leading bytes when the caller already read them; plain
+    uncompressed images are then parsed from those bytes without pydicom.
+
+    Raises
+    ------
+    StudyReadError
+        With a one-line reason when the file is not readable DICOM.
+    """
+    if head is not None:
+        fast = _fast_header(path, head)
+        if fast is not None:
+            return fast
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
+            start = fp.tell()
+            element = fp.read(12)
+            has_pixels = element[:4] in (_PIXEL_DATA_TAG, _PIXEL_DATA_TAG_BE)
+            n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+            tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+            raw = _raw_layout(element, start, tsyntax, ds, n_frames) if has_pixels else None
+            refs = _frame_refs(path, ds, raw) if has_pixels else ()
+    except InvalidDicomError as exc:
+        raise StudyReadError(f"{path.name}: not a DICOM file ({exc})") from exc
+    except PermissionError as exc:
+        raise StudyReadError(f"{path.name}: permission denied") from exc
+    except OSError as exc:
+        raise StudyReadError(f"{path.name}: cannot read ({exc.strerror or exc})") from exc
+    except Exception as exc:  # pydicom raises many types on malformed input
+        raise StudyReadError(f"{path.name}: malformed DICOM header ({_short(exc)})") from exc
+    return _file_header(path, ds, refs)
 
 
 def _short(exc: BaseException) -> str:

@@ -43,16 +43,14 @@ def select_stack(frames: Sequence[FrameRef]) -> tuple[list[FrameRef], list[str]]
     same = [f for f in kept if (f.rows, f.cols) == size]
     if len(same) < len(kept):
         warnings.append(f"excluded {len(kept) - len(same)} image(s) whose size differs from {size[1]}x{size[0]}")
-    oriented = [f for f in same if f.orientation is not None]
+    oriented = [f.orientation for f in same if f.orientation is not None]
     if oriented:
-        ori = Counter(tuple(round(v, 3) for v in f.orientation) for f in oriented).most_common(1)[0][0]  # type: ignore[union-attr]
-        match = [
-            f for f in same
-            if f.orientation is None or np.allclose(f.orientation, ori, atol=1e-3)
-        ]  # fmt: skip
-        if len(match) < len(same):
-            warnings.append(f"excluded {len(same) - len(match)} image(s) with a different orientation")
-        same = match
+        ori = Counter(tuple(round(v, 3) for v in o) for o in oriented).most_common(1)[0][0]
+        table = np.array([f.orientation if f.orientation is not None else ori for f in same])
+        agree = np.all(np.abs(table - np.asarray(ori)) <= 1e-3, axis=1)
+        if not agree.all():
+            warnings.append(f"excluded {int((~agree).sum())} image(s) with a different orientation")
+        same = [f for f, ok in zip(same, agree, strict=True) if ok]
     return same, warnings
 
 

@@ -20,14 +20,20 @@ def _is_nifti_header(head: bytes) -> bool:
     return len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00", b"n+2\x00")
 
 
-def sniff(path: Path) -> str:
+def leading_bytes(path: Path, size: int = 65536) -> bytes:
+    """The first ``size`` bytes of a file (enough for most DICOM headers). Raises OSError."""
+    with open(path, "rb") as fp:
+        return fp.read(size)
+
+
+def sniff(path: Path, head: bytes | None = None) -> str:
     """Return ``"dicom"``, ``"nifti"``, ``"image"`` or ``"unknown"`` for a file.
 
     DICOM is recognised by the ``DICM`` prefix or, lacking the preamble, by a first element
     in group 0002 or 0008 (raw datasets without file meta). Raises OSError when unreadable.
     """
-    with open(path, "rb") as fp:
-        head = fp.read(540)
+    if head is None:
+        head = leading_bytes(path, 540)
     if head[128:132] == b"DICM":
         return DICOM
     if head[:2] == b"\x1f\x8b":

@@ -92,7 +92,8 @@ def _classify(files: Iterable[Path], cancel: Callable[[], bool] | None) -> _Foun
             continue
         seen.add(path)
         try:
-            kind = fmt.sniff(path)
+            head = fmt.leading_bytes(path)
+            kind = fmt.sniff(path, head)
         except OSError as exc:
             found.warnings.append(f"{path.name}: cannot read ({exc.strerror or exc})")
             continue
@@ -102,7 +103,7 @@ def _classify(files: Iterable[Path], cancel: Callable[[], bool] | None) -> _Foun
             found.niftis.append(path)
         elif kind == fmt.DICOM:
             try:
-                header = read_header(path, force=True)
+                header = read_header(path, head=head, force=True)
             except StudyReadError as exc:
                 found.warnings.append(str(exc))
                 continue

@@ -38,7 +38,7 @@ def test_inspect_json_one_object_per_path_and_exit_codes(synth_root, tmp_path, c
 
 @pytest.mark.parametrize("name", READABLE_CT)
 def test_readable_ct_files_load(name, capsys):
-    code, (rec,) = _inspect_json([get_testdata_file(name)], capsys)
+    code, (rec,) = _inspect_json([get_testdata_file(name, download=False)], capsys)
     assert code == 0 and rec["ok"], rec
     lo, hi = rec["series"][0]["range"]
     assert -4096 <= lo < hi <= 4096  # HU, not raw stored values
@@ -46,7 +46,7 @@ def test_readable_ct_files_load(name, capsys):
 
 @pytest.mark.parametrize("name", MALFORMED)
 def test_malformed_files_give_one_line_errors(name, capsys):
-    code, (rec,) = _inspect_json([get_testdata_file(name)], capsys)
+    code, (rec,) = _inspect_json([get_testdata_file(name, download=False)], capsys)
     assert code == 2 and not rec["ok"]
     assert rec["error"] and "\n" not in rec["error"] and "Traceback" not in rec["error"]
 

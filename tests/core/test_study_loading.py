@@ -114,7 +114,7 @@ def test_format_is_decided_by_content_not_extension(tmp_path):
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 255
     Image.fromarray(rgba).save(tmp_path / "b.png")
-    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "scan.jpg")
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "scan.jpg")
     study = open_study(tmp_path)
     units = sorted(s.info.unit for s in study.series)
     assert units == ["HU", "gray"]
@@ -141,7 +141,7 @@ def test_nifti_volume_in_display_orientation(tmp_path):
 
 
 def test_multiframe_enhanced_ct():
-    (series,) = open_study(get_testdata_file("eCT_Supplemental.dcm")).series
+    (series,) = open_study(get_testdata_file("eCT_Supplemental.dcm", download=False)).series
     assert len(series) == 2
     vol = series.volume()
     assert vol.min() >= -1024 and vol.max() < 3072
@@ -152,15 +152,15 @@ def test_multiframe_enhanced_ct():
     [("693_J2KI.dcm", "693_UNCI.dcm"), ("693_J2KR.dcm", "693_UNCR.dcm")],
 )
 def test_compressed_ct_matches_its_uncompressed_twin(name, reference):
-    compressed = open_study(get_testdata_file(name)).series[0].slice(0)
-    plain = open_study(get_testdata_file(reference)).series[0].slice(0)
+    compressed = open_study(get_testdata_file(name, download=False)).series[0].slice(0)
+    plain = open_study(get_testdata_file(reference, download=False)).series[0].slice(0)
     np.testing.assert_array_equal(compressed, plain)
 
 
 def test_ct_small_hu_values():
     import pydicom
 
-    path = get_testdata_file("CT_small.dcm")
+    path = get_testdata_file("CT_small.dcm", download=False)
     ds = pydicom.dcmread(path)
     expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     np.testing.assert_array_equal(open_study(path).series[0].slice(0), expected)
@@ -171,7 +171,7 @@ def test_pixel_representation_mismatch_is_corrected():
     # corrects it; the result must match what the header's rescale makes of signed values.
     import pydicom
 
-    path = get_testdata_file("J2K_pixelrep_mismatch.dcm")
+    path = get_testdata_file("J2K_pixelrep_mismatch.dcm", download=False)
     ds = pydicom.dcmread(path)
     hu = open_study(path).series[0].slice(0)
     assert hu.min() >= -2048 and hu.max() <= 3072  # no wrap-around to 60000+ HU

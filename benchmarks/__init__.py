@@ -1,0 +1,1 @@
+"""CTLens benchmarks (``make bench``): ratios against a reference measured in the same run."""

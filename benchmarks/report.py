@@ -1,0 +1,45 @@
+"""Benchmark records, the printed table and ``build/bench.json`` (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    value: float
+    unit: str
+    ratio: float
+    goal: str  # e.g. ">= 3" or "<= 1.5", applied to ``ratio``
+    detail: str
+
+    @property
+    def met(self) -> bool:
+        op, bound = self.goal.split()
+        return self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
+
+
+def table(results: list[Result]) -> str:
+    rows = [("benchmark", "value", "ratio", "goal", "met", "detail")]
+    rows += [
+        (r.name, f"{r.value:.4g} {r.unit}", f"{r.ratio:.3g}", r.goal, "yes" if r.met else "NO", r.detail)
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def write_json(results: list[Result], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [{**asdict(r), "met": r.met} for r in results]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(records, fh, indent=2)
+    os.replace(tmp, path)
