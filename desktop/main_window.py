@@ -24,6 +24,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.series_list = QtWidgets.QListWidget()
         dock = QtWidgets.QDockWidget("Series", self)
         dock.setWidget(self.series_list)
+        dock.setMaximumWidth(280)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.series_list.currentRowChanged.connect(self._on_series_list_row_changed)
@@ -53,7 +54,7 @@ class MainWindow(QtWidgets.QMainWindow):
         fields = study.series[0].info.fields
         who = " · ".join(v for v in (fields.get("PatientID"), fields.get("StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
-        self.statusBar().showMessage(f"{Path(path).name}  {who}{note}")
+        self.statusBar().showMessage(f"{who or Path(path).name}{note}")
         self.setWindowTitle(f"CTLens — {Path(path).name}")
         self.study_loaded.emit(study)
         return True

@@ -52,14 +52,19 @@ class StudyView(QtWidgets.QWidget):
     def set_series(self, series: Series, index: int | None = None) -> None:
         """Show ``series`` at ``index`` (its middle slice by default), header window if any."""
         self._series = series
-        if series.info.unit == "gray":
-            self._window = Window(1.0, 0.5, "image")
-        elif series.info.window is not None and self.window_box.findText("header") < 0:
-            self.window_box.addItem("header")
         with QtCore.QSignalBlocker(self.slider):
             self.slider.setRange(0, len(series) - 1)
             self.slider.setValue(len(series) // 2 if index is None else index)
         self.slider.setEnabled(len(series) > 1)
+        has_header = series.info.window is not None
+        if has_header and self.window_box.findText("header") < 0:
+            self.window_box.addItem("header")
+        elif not has_header and self.window_box.findText("header") >= 0:
+            self.window_box.removeItem(self.window_box.findText("header"))
+        if series.info.unit == "gray":
+            self._window = Window(1.0, 0.5, "image")
+        elif series.info.unit != "HU":  # MR, CR...: the header's window, else the slice's range
+            self._window = series.info.window or _auto_window(series.slice(self.slider.value()))
         self._show()
 
     def set_window(self, window: Window) -> None:
@@ -87,3 +92,9 @@ class StudyView(QtWidgets.QWidget):
             f"slice {index + 1}/{len(self._series)}  {pos:+.1f} mm  W{self._window.width:g} L{self._window.level:g}"
         )
         self.viewbox.autoRange(padding=0.0)
+
+
+def _auto_window(pixels: np.ndarray) -> Window:
+    """A window spanning the 1st-99th percentile of a slice (for data without HU)."""
+    low, high = (float(v) for v in np.percentile(pixels, (1, 99)))
+    return Window(max(high - low, 1e-3), (low + high) / 2, "auto")

@@ -44,3 +44,15 @@ def test_resources_are_found_through_the_package():
     from core.resource import resource_path
 
     assert resource_path("ctlens.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_ruff_lint_is_clean():
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run(
+        [str(ruff), "check", "core", "desktop", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout

@@ -32,7 +32,7 @@ class SeriesInfo:
     """Descriptive fields of a series (patient, study, series), as strings."""
 
     uid: str
-    unit: str  # "HU" for CT, "gray" for display images scaled to [0, 1]
+    unit: str  # "HU" for CT, "gray" for display images scaled to [0, 1], "raw" for other modalities
     fields: dict[str, str] = field(default_factory=dict)
     window: Window | None = None  # the header's own window, when it has one
     slice_names: tuple[str, ...] = ()  # file name (and frame) of each slice, in order

@@ -139,9 +139,7 @@ def _dicom_series(headers: Sequence[FileHeader]) -> tuple[list[Series], list[str
         head = first[uid]
         info = SeriesInfo(
             uid=uid,
-            unit="HU"
-            if head.modality in ("CT", "") or head.sop_class.startswith("1.2.840.10008.5.1.4.1.1.2")
-            else "HU",
+            unit="HU" if head.modality in ("CT", "") else "raw",  # raw: rescaled values of MR, CR, ...
             fields=head.meta,
             window=head.window,
             slice_names=tuple(f.path.name + (f"[{f.frame}]" if f.n_frames_in_file > 1 else "") for f in ordered),

@@ -178,3 +178,13 @@ def test_pixel_representation_mismatch_is_corrected():
     np.testing.assert_array_equal(
         hu, ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
     )
+
+
+def test_dicomdir_opens_the_series_it_references():
+    dicomdir = get_testdata_file("DICOMDIR", download=False)
+    study = open_study(dicomdir)
+    ct = [s for s in study.series if s.info.fields["Modality"] == "CT"]
+    assert {s.info.description: len(s) for s in ct} == {"Routine Brain": 4, "SmartScore - Gated 0.5 sec": 5}
+    assert all(s.info.unit == "HU" for s in ct)
+    assert all(s.info.unit == "raw" for s in study.series if s.info.fields["Modality"] != "CT")
+    assert any("localizer" in w for w in study.warnings)

@@ -58,3 +58,17 @@ def test_screenshot_command_renders_the_slice(tmp_path, synth_root):
     img = np.asarray(Image.open(out).convert("L"))
     assert img.shape[0] > 400 and img.shape[1] > 600
     assert img.std() > 20  # an image, not an empty window
+
+
+def test_non_ct_series_gets_its_header_or_an_automatic_window(qtbot):
+    from pydicom.data import get_testdata_file
+
+    application()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.open_path(get_testdata_file("MR_small.dcm", download=False))
+    view = window.view
+    shown = view.image.image
+    low, high = view.image.levels
+    assert view.window.name in ("header", "auto")
+    assert low < float(shown.mean()) < high  # the anatomy is inside the window, not clipped away
