@@ -13,7 +13,7 @@ from platformdirs import user_cache_dir
 from core.synth.study import SynthSpec, patient_id, synthesize
 
 DEMO_SPEC = SynthSpec(patients=1, slices=40, seed=2021)
-DEMO_VERSION = "v1"  # bump when the phantom changes so caches regenerate
+DEMO_VERSION = "v2"  # bump when the phantom changes so caches regenerate
 
 
 def cache_dir() -> Path:

@@ -56,7 +56,8 @@ def _place_lesions(
         z = float(rng.uniform(zs[len(zs) // 6], zs[-len(zs) // 5]))
         _, lungs = slice_hu(x, y, z, height, body)
         depth = ndimage.distance_transform_edt(lungs) * px
-        candidates = np.argwhere((depth > 3) & (depth < 18))
+        peripheral = (np.abs(x) > 60) | (y > 45)  # lateral or posterior, not along the mediastinum
+        candidates = np.argwhere((depth > 3) & (depth < 18) & peripheral)
         if len(candidates) == 0:
             continue
         r, c = candidates[rng.integers(len(candidates))]

@@ -92,8 +92,8 @@ class Lesion:
 
 def random_lesion(rng: np.random.Generator, centre: np.ndarray) -> Lesion:
     radii = np.array([rng.uniform(20, 38), rng.uniform(20, 38), rng.uniform(12, 25)])
-    k = rng.normal(0, 0.12, (5, 3))
-    waves = np.concatenate([k, rng.uniform(0, 2 * np.pi, (5, 1)), rng.uniform(0.05, 0.15, (5, 1))], axis=1)
+    k = rng.normal(0, 0.15, (7, 3))
+    waves = np.concatenate([k, rng.uniform(0, 2 * np.pi, (7, 1)), rng.uniform(0.06, 0.16, (7, 1))], axis=1)
     return Lesion(centre, radii, bool(rng.random() < 0.45), waves)
 
 
