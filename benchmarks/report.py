@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from core.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,5 @@ def table(results: list[Result]) -> str:
 
 
 def write_json(results: list[Result], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = [{**asdict(r), "met": r.met} for r in results]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(records, fh, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(records, indent=2) + "\n")

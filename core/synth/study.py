@@ -11,14 +11,13 @@ Layout::
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_path
 from core.errors import Cancelled
 from core.synth.phantom import render_patient
 from core.synth.writer import write_nifti_labels, write_seg, write_series
@@ -77,11 +76,8 @@ def synthesize(
 
 
 def _write_labels(path: Path, rows: list[tuple[str, int, int, str]]) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".labels-", suffix=".csv")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["patient", "slice", "label", "file"])
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path

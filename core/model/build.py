@@ -1,0 +1,118 @@
+"""Build the classifier: a torchvision CNN whose last layer has two outputs (COVID / none).
+
+AlexNet is the paper's network (Wan et al. 2021, Sec. 2.1); any torchvision classifier with a
+final ``nn.Linear`` can be used the same way. ReLUs are made non-inplace so hooks (Grad-CAM,
+guided backpropagation) see the activations they expect, and layers keep their
+``named_modules()`` names (``"features.10"`` is AlexNet's last convolution).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from core.errors import CTLensError
+
+log = logging.getLogger(__name__)
+IMAGENET_FILES = {"alexnet": "alexnet-owt-7be5be79.pth"}
+
+
+def _last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise CTLensError(f"{type(model).__name__} has no final linear layer to replace")
+    return found[-1]
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def make_hookable(model: nn.Module) -> nn.Module:
+    """Turn every in-place ReLU off (in-place ops break backward hooks); returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return model
+
+
+def last_conv_layer(model: nn.Module) -> str:
+    """The ``named_modules()`` name of the last ``nn.Conv2d`` (Grad-CAM's default layer)."""
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise CTLensError(f"{type(model).__name__} has no convolution layer")
+    return convs[-1]
+
+
+def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
+    """A randomly initialised torchvision ``arch`` with a ``num_classes``-way last layer."""
+    try:
+        factory = torchvision.models.get_model_builder(arch)
+    except ValueError as exc:
+        raise CTLensError(f"unknown architecture {arch!r}") from exc
+    model = factory(weights=None)
+    name, last = _last_linear(model)
+    _set_module(model, name, nn.Linear(last.in_features, num_classes))
+    return make_hookable(model)
+
+
+def imagenet_weights_path(arch: str) -> Path | None:
+    """torchvision's cached ImageNet weights for ``arch`` when present on this machine."""
+    filename = IMAGENET_FILES.get(arch)
+    if filename is None:
+        return None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return path if path.is_file() else None
+
+
+def load_backbone_state(model: nn.Module, path: Path) -> int:
+    """Load a torchvision ``.pth`` state dict (``weights_only``) into ``model``, skipping the head.
+
+    Returns the number of tensors loaded. Raises CTLensError on an unreadable or mismatching file.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CTLensError(f"{path.name}: not a readable weights file ({type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise CTLensError(f"{path.name}: expected a state dict")
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith("features.") for k in usable) and len(usable) < len(own) // 2:
+        raise CTLensError(f"{path.name}: weights do not match {type(model).__name__} ({len(usable)} tensors fit)")
+    model.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+def initialise(model: nn.Module, arch: str, init: str) -> str:
+    """Apply ``init`` ("imagenet-if-available", "imagenet", "scratch" or a file path).
+
+    Returns a description of what was used, for the model card. Never downloads.
+    """
+    if init == "scratch":
+        return "scratch"
+    if init in ("imagenet", "imagenet-if-available"):
+        path = imagenet_weights_path(arch)
+        if path is None:
+            if init == "imagenet":
+                raise CTLensError(f"ImageNet weights for {arch} are not in torchvision's cache ({torch.hub.get_dir()})")
+            log.warning("ImageNet weights for %s not found in %s: training from scratch", arch, torch.hub.get_dir())
+            return "scratch (ImageNet weights not available)"
+        load_backbone_state(model, path)
+        return f"imagenet ({path.name})"
+    path = Path(init)
+    if not path.is_file():
+        raise CTLensError(f"{init}: no such weights file")
+    if path.suffix == ".safetensors":
+        from core.model.checkpoint import load_backbone_safetensors
+
+        load_backbone_safetensors(model, path)
+    else:
+        load_backbone_state(model, path)
+    return f"file ({path.name})"

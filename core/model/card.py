@@ -1,0 +1,49 @@
+"""The model card: what a checkpoint is, how its inputs were made, how well it did."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core import __version__
+from core.errors import CTLensError
+from core.preprocess import Preprocessing
+
+CARD_KEY = "ctlens_model_card"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    arch: str
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    kind: str = "classifier"  # or "backbone" (self-supervised, no classification head)
+    init: str = "scratch"
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    ctlens_version: str = __version__
+    format: int = FORMAT
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        data["preprocessing"] = self.preprocessing.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            data = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            data = {k: v for k, v in data.items() if k in known}
+            data["classes"] = tuple(data["classes"])
+            data["preprocessing"] = Preprocessing.from_dict(data["preprocessing"])
+            if int(data.get("format", 0)) > FORMAT:
+                raise CTLensError(f"model card format {data['format']} is newer than this CTLens understands")
+            return cls(**data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CTLensError(f"invalid model card ({type(exc).__name__}: {exc})") from exc

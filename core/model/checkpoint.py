@@ -1,0 +1,75 @@
+"""Checkpoints: weights as safetensors with the JSON model card in the file's metadata.
+
+A copy of the card is written beside it (``NAME.json``) for people and tools; loading reads
+the embedded card, so the weights and their description cannot be separated. Nothing is ever
+unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.atomic import atomic_path, atomic_write_text
+from core.errors import CTLensError
+from core.model.build import build_classifier
+from core.model.card import CARD_KEY, ModelCard
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
+    """Write ``model``'s weights and ``card`` atomically to ``path`` (``.safetensors``)."""
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CARD_KEY: card.to_json()})
+    atomic_write_text(path.with_suffix(".json"), card.to_json() + "\n")
+    return path
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card embedded in a checkpoint (weights are not loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CTLensError(f"{path}: no such checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
+    if CARD_KEY not in meta:
+        raise CTLensError(f"{path.name}: safetensors file without a CTLens model card")
+    return ModelCard.from_json(meta[CARD_KEY])
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelCard]:
+    """Rebuild the network described by the card and load its weights (eval mode)."""
+    path = Path(path)
+    card = read_card(path)
+    if card.kind != "classifier":
+        raise CTLensError(f"{path.name}: a {card.kind} checkpoint, not a classifier (use it with --init)")
+    model = build_classifier(card.arch, len(card.classes))
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise CTLensError(f"{path.name}: weights do not match {card.arch} ({first})") from exc
+    return model.to(device).eval(), card
+
+
+def load_backbone_safetensors(model: nn.Module, path: Path) -> int:
+    """Load the feature-extractor tensors of a CTLens checkpoint into ``model`` (head skipped)."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise CTLensError(f"{path.name}: no tensor matches {type(model).__name__}")
+    model.load_state_dict(usable, strict=False)
+    return len(usable)

@@ -1,0 +1,26 @@
+"""Pick the torch device: CUDA, then Apple MPS, then CPU, unless the user names one."""
+
+from __future__ import annotations
+
+import torch
+
+from core.errors import CTLensError
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` is "auto"/None, "cpu", "cuda", "cuda:N" or "mps"; unavailable ones are an error."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise CTLensError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CTLensError(f"device {name!r} requested but CUDA is not available here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CTLensError(f"device {name!r} requested but MPS is not available here")
+    return device

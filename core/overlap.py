@@ -1,0 +1,103 @@
+"""Agreement between an explanation heatmap and an annotated lesion (pure functions).
+
+The support region is where the normalised heatmap exceeds a threshold (0.7 in Wan et al.
+2021, Sec. 3.4); the paper's *consistent degree* is |S ∩ L| / |L|. IoU, Dice and the pointing
+game (is the heatmap's maximum inside the lesion?) are reported beside it. A slice without a
+lesion has no score (None), which is different from a score of 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.7
+
+
+def support_region(heatmap: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Boolean mask of ``heatmap > threshold`` (heatmap float in [0, 1])."""
+    return np.asarray(heatmap) > threshold
+
+
+def consistent_degree(support: np.ndarray, lesion: np.ndarray) -> float | None:
+    """|support ∩ lesion| / |lesion|, or None when the lesion is empty."""
+    lesion = np.asarray(lesion, bool)
+    n = int(lesion.sum())
+    return None if n == 0 else float(np.logical_and(support, lesion).sum() / n)
+
+
+def iou(support: np.ndarray, lesion: np.ndarray) -> float | None:
+    lesion = np.asarray(lesion, bool)
+    if not lesion.any():
+        return None
+    union = np.logical_or(support, lesion).sum()
+    return float(np.logical_and(support, lesion).sum() / union)
+
+
+def dice(support: np.ndarray, lesion: np.ndarray) -> float | None:
+    lesion = np.asarray(lesion, bool)
+    if not lesion.any():
+        return None
+    return float(2 * np.logical_and(support, lesion).sum() / (np.sum(support) + lesion.sum()))
+
+
+def pointing_game(heatmap: np.ndarray, lesion: np.ndarray) -> bool | None:
+    """Whether the heatmap's maximum (any of its maxima) falls inside the lesion."""
+    lesion = np.asarray(lesion, bool)
+    if not lesion.any():
+        return None
+    heat = np.asarray(heatmap)
+    return bool(lesion[heat == heat.max()].any())
+
+
+@dataclass(frozen=True)
+class OverlapScores:
+    """Scores of one slice; all None when it has no lesion."""
+
+    consistent_degree: float | None
+    iou: float | None
+    dice: float | None
+    pointing_game: bool | None
+
+    @property
+    def has_lesion(self) -> bool:
+        return self.consistent_degree is not None
+
+
+def score_slice(heatmap: np.ndarray, lesion: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> OverlapScores:
+    if heatmap.shape != lesion.shape:
+        raise ValueError(f"heatmap {heatmap.shape} and lesion mask {lesion.shape} differ in shape")
+    support = support_region(heatmap, threshold)
+    return OverlapScores(
+        consistent_degree(support, lesion), iou(support, lesion), dice(support, lesion), pointing_game(heatmap, lesion)
+    )
+
+
+@dataclass(frozen=True)
+class OverlapSummary:
+    """Means over the slices that have a lesion (None when there are none)."""
+
+    slices_with_lesion: int
+    consistent_degree: float | None
+    iou: float | None
+    dice: float | None
+    pointing_game: float | None
+
+
+def summarise(scores: Iterable[OverlapScores]) -> OverlapSummary:
+    scored = [s for s in scores if s.has_lesion]
+    if not scored:
+        return OverlapSummary(0, None, None, None, None)
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values))
+
+    return OverlapSummary(
+        len(scored),
+        mean([s.consistent_degree for s in scored if s.consistent_degree is not None]),
+        mean([s.iou for s in scored if s.iou is not None]),
+        mean([s.dice for s in scored if s.dice is not None]),
+        mean([float(bool(s.pointing_game)) for s in scored]),
+    )

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from core.metrics import Confusion, classification_metrics, confusion, rates
+from core.overlap import consistent_degree, dice, iou, pointing_game, score_slice, summarise, support_region
+
+
+def test_rates_on_a_hand_made_confusion_matrix():
+    r = rates(Confusion(tp=8, fp=2, tn=6, fn=4))
+    assert r["acc"] == pytest.approx(14 / 20)
+    assert r["sensitivity"] == pytest.approx(8 / 12)
+    assert r["specificity"] == pytest.approx(6 / 8)
+    assert r["ppv"] == pytest.approx(8 / 10)
+    assert r["npv"] == pytest.approx(6 / 10)
+    assert r["f1"] == pytest.approx(16 / 22)
+
+
+def test_metrics_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    m = classification_metrics(y, p)
+    assert m["acc"] == pytest.approx(accuracy_score(y, p))
+    assert m["sensitivity"] == pytest.approx(recall_score(y, p))
+    assert m["specificity"] == pytest.approx(recall_score(1 - y, 1 - p))
+    assert m["ppv"] == pytest.approx(precision_score(y, p))
+    assert m["npv"] == pytest.approx(precision_score(1 - y, 1 - p))
+    assert m["f1"] == pytest.approx(f1_score(y, p))
+
+
+def test_undefined_ratios_are_nan():
+    m = classification_metrics(np.zeros(4), np.zeros(4))
+    assert m["acc"] == 1.0 and math.isnan(m["sensitivity"]) and math.isnan(m["ppv"])
+    with pytest.raises(ValueError):
+        confusion(np.zeros(3), np.zeros(4))
+
+
+def test_consistent_degree_is_the_papers_ratio():
+    heat = np.zeros((10, 10), np.float32)
+    heat[2:6, 2:6] = 0.9  # support: 16 px
+    lesion = np.zeros((10, 10), bool)
+    lesion[4:8, 4:8] = True  # 16 px, overlap 2x2 = 4
+    s = support_region(heat, 0.7)
+    assert consistent_degree(s, lesion) == pytest.approx(4 / 16)
+    assert iou(s, lesion) == pytest.approx(4 / 28)
+    assert dice(s, lesion) == pytest.approx(8 / 32)
+    heat[5, 5] = 1.0
+    assert pointing_game(heat, lesion) is True
+    assert support_region(heat, 0.95).sum() == 1
+
+
+def test_slices_without_lesion_have_no_score_not_zero():
+    heat = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    empty = np.zeros((8, 8), bool)
+    scores = score_slice(heat, empty)
+    assert not scores.has_lesion and scores.consistent_degree is None and scores.pointing_game is None
+    lesion = np.ones((8, 8), bool)
+    summary = summarise([scores, score_slice(heat, lesion)])
+    assert summary.slices_with_lesion == 1
+    assert summary.consistent_degree == pytest.approx((heat > 0.7).mean())
+    assert summarise([scores]).consistent_degree is None
+    with pytest.raises(ValueError):
+        score_slice(heat, np.zeros((4, 4), bool))

@@ -1,0 +1,109 @@
+"""Preprocessing geometry, checkpoints and model construction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import CTLensError
+from core.model.build import build_classifier, initialise, last_conv_layer, load_backbone_state
+from core.model.card import ModelCard
+from core.model.checkpoint import load_checkpoint, read_card, save_checkpoint
+from core.model.device import pick_device
+from core.pixels import LUNG
+from core.preprocess import Preprocessing, prepare_batch, to_slice_grid
+
+
+def test_prepare_batch_windows_resizes_replicates_and_normalises():
+    prep = Preprocessing(input_size=32)
+    hu = np.full((64, 48), LUNG.level, np.float32)  # -> 0.5 after the lung window
+    gray = np.full((20, 20), 0.5, np.float32)
+    batch = prepare_batch([hu, gray], ["HU", "gray"], prep)
+    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.float32
+    expected = (0.5 - torch.tensor(prep.mean)) / torch.tensor(prep.std)
+    torch.testing.assert_close(batch[:, :, 5, 5], expected.expand(2, 3), atol=1e-5, rtol=0)
+
+
+def test_an_off_centre_lesion_maps_back_without_drift_or_flip():
+    prep = Preprocessing(input_size=224)
+    slice_shape = (512, 400)  # not square, not a multiple of the input size
+    lesion = np.zeros(slice_shape, np.float32)
+    lesion[60:120, 300:360] = 1.0  # upper right
+    model_view = prepare_batch([lesion], "gray", Preprocessing(input_size=224, mean=(0, 0, 0), std=(1, 1, 1)))[0, 0]
+    back = to_slice_grid(model_view.numpy(), slice_shape)
+    rows, cols = np.nonzero(back > 0.5)
+    assert abs(rows.mean() - 89.5) < 1.0 and abs(cols.mean() - 329.5) < 1.0
+    assert (back > 0.5).sum() == pytest.approx(60 * 60, rel=0.05)
+    del prep
+
+
+def test_checkpoint_roundtrip_with_card(tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier()
+    card = ModelCard("alexnet", ("non-COVID", "COVID"), Preprocessing(), metrics={"acc": 0.9})
+    path = save_checkpoint(tmp_path / "m.safetensors", model, card)
+    loaded, card2 = load_checkpoint(path)
+    assert card2 == card and not loaded.training
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    assert json.loads((tmp_path / "m.json").read_text())["arch"] == "alexnet"
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_corrupt_and_mismatching_checkpoints_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CTLensError, match="not a safetensors checkpoint"):
+        load_checkpoint(bad)
+    model = build_classifier("resnet18")
+    card = ModelCard("alexnet", ("a", "b"), Preprocessing())  # card says alexnet, weights are resnet
+    path = save_checkpoint(tmp_path / "mismatch.safetensors", model, card)
+    with pytest.raises(CTLensError, match="do not match alexnet"):
+        load_checkpoint(path)
+    with pytest.raises(CTLensError, match="no such checkpoint"):
+        read_card(tmp_path / "missing.safetensors")
+
+
+def test_pth_state_dict_import_skips_the_head_and_refuses_pickles(tmp_path):
+    torch.manual_seed(1)
+    source = build_classifier("alexnet", num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "imagenet.pth")
+    target = build_classifier("alexnet")
+    loaded = load_backbone_state(target, tmp_path / "imagenet.pth")
+    assert loaded == len(target.state_dict()) - 2  # all but the replaced last layer
+    assert torch.equal(target.features[0].weight, source.features[0].weight)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(CTLensError, match="not a readable weights file"):
+        load_backbone_state(target, tmp_path / "evil.pth")
+
+
+def test_initialisation_falls_back_to_scratch_without_imagenet_weights(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    model = build_classifier()
+    assert initialise(model, "alexnet", "imagenet-if-available").startswith("scratch")
+    assert "training from scratch" in caplog.text
+    with pytest.raises(CTLensError, match="not in torchvision's cache"):
+        initialise(model, "alexnet", "imagenet")
+
+
+def test_model_is_hookable_and_named():
+    model = build_classifier()
+    assert last_conv_layer(model) == "features.10"
+    assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in model.modules())
+    assert model.classifier[6].out_features == 2
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device(None).type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(CTLensError, match="CUDA is not available"):
+            pick_device("cuda")
