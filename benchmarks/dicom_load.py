@@ -6,7 +6,6 @@ files, in the same run (files already in the page cache for both).
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pydicom
 
 from benchmarks.report import Result
+from benchmarks.timing import best_time
 from core.io.study import open_study
 from core.synth.phantom import PhantomVolume
 from core.synth.writer import write_series
@@ -45,21 +45,13 @@ def ours(folder: Path) -> np.ndarray:
     return open_study(folder).series[0].volume()
 
 
-def _best(fn, arg, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def run(workdir: Path) -> list[Result]:
     folder = workdir / "dicom-300"
     files = make_series(folder)
     ref, mine = pydicom_loop(files), ours(folder)
     assert np.array_equal(np.sort(ref[:, 0, 0]), np.sort(mine[:, 0, 0])), "results differ"
-    t_ref, t_ours = _best(pydicom_loop, files), _best(ours, folder)
+    t_ref = best_time(lambda: pydicom_loop(files), 3, warmup=0)
+    t_ours = best_time(lambda: ours(folder), 3, warmup=0)
     volume_bytes = SLICES * SIZE * SIZE * 4
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
