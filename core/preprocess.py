@@ -70,14 +70,18 @@ def prepare_batch(slices: Sequence[np.ndarray], units: Sequence[str] | str, prep
     """Model input (B, channels, S, S) float32 for 2-D slices of any sizes."""
     unit_list = [units] * len(slices) if isinstance(units, str) else list(units)
     size = (prep.input_size, prep.input_size)
-    out = torch.empty((len(slices), prep.channels, *size), dtype=torch.float32)
-    mean = torch.tensor(prep.mean[: prep.channels], dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(prep.std[: prep.channels], dtype=torch.float32).view(-1, 1, 1)
+    out = torch.empty((len(slices), 1, *size), dtype=torch.float32)
     for i, (pixels, unit) in enumerate(zip(slices, unit_list, strict=True)):
         values = torch.from_numpy(display_values(np.asarray(pixels), unit, prep.window))
-        resized = resize_maps(values[None, None], size)[0]
-        out[i] = (resized.expand(prep.channels, *size) - mean) / std
-    return out
+        out[i] = resize_maps(values[None, None], size)[0]
+    return normalise(out, prep)
+
+
+def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """Display values (B, 1, S, S) in [0, 1] -> model input (B, channels, S, S)."""
+    mean = torch.tensor(prep.mean[: prep.channels], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std[: prep.channels], dtype=torch.float32).view(1, -1, 1, 1)
+    return (images.expand(-1, prep.channels, -1, -1) - mean) / std
 
 
 def to_slice_grid(maps: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

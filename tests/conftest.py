@@ -25,3 +25,11 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four synthetic patients (two with lesions), 8 slices of 128x128: enough for a split."""
+    root = tmp_path_factory.mktemp("synth-train")
+    synthesize(root, SynthSpec(patients=4, slices=8, seed=11, size=128))
+    return root

@@ -90,12 +90,29 @@ def load_backbone_state(model: nn.Module, path: Path) -> int:
     return len(usable)
 
 
+def kaiming_init(model: nn.Module) -> nn.Module:
+    """He initialisation for every conv and linear layer (ReLU gain), zero biases.
+
+    torchvision's default for AlexNet (uniform, a=sqrt(5)) shrinks activations layer by layer,
+    which leaves a from-scratch AlexNet stuck at the class prior for many epochs.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    _, head = _last_linear(model)
+    nn.init.normal_(head.weight, std=0.01)  # start near the uniform prediction
+    return model
+
+
 def initialise(model: nn.Module, arch: str, init: str) -> str:
     """Apply ``init`` ("imagenet-if-available", "imagenet", "scratch" or a file path).
 
     Returns a description of what was used, for the model card. Never downloads.
     """
     if init == "scratch":
+        kaiming_init(model)
         return "scratch"
     if init in ("imagenet", "imagenet-if-available"):
         path = imagenet_weights_path(arch)
@@ -103,6 +120,7 @@ def initialise(model: nn.Module, arch: str, init: str) -> str:
             if init == "imagenet":
                 raise CTLensError(f"ImageNet weights for {arch} are not in torchvision's cache ({torch.hub.get_dir()})")
             log.warning("ImageNet weights for %s not found in %s: training from scratch", arch, torch.hub.get_dir())
+            kaiming_init(model)
             return "scratch (ImageNet weights not available)"
         load_backbone_state(model, path)
         return f"imagenet ({path.name})"

@@ -1,0 +1,39 @@
+"""Training hyper-parameters; the defaults are the paper's (Wan et al. 2021, Sec. 3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.train.tensors import Augment
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "alexnet"
+    init: str = "imagenet-if-available"  # or "imagenet", "scratch", or a weights file
+    epochs: int = 50
+    lr: float = 1e-4
+    batch_size: int = 32
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    optimizer: str = "sgd"  # or "adam"
+    schedule: str = "none"  # or "cosine", "step" (x0.1 at 1/2 and 3/4 of the epochs)
+    balance: bool = False  # weigh the loss by inverse class frequency
+    augment: Augment | None = field(default_factory=Augment)
+    seed: int = 0
+    device: str = "auto"
+    input_size: int = 224
+    val_fraction: float = 0.2
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["augment"] = None if self.augment is None else asdict(self.augment)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        aug = data.get("augment")
+        data["augment"] = None if aug is None else Augment(**aug)
+        return cls(**data)

@@ -1,0 +1,66 @@
+"""``history.jsonl``: one JSON line per finished epoch, appended and flushed as it happens."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Loss and the paper's five metrics (plus F1) on the training and validation splits."""
+
+    epoch: int  # 1-based
+    lr: float
+    seconds: float
+    train: dict[str, float]  # loss, acc, sensitivity, specificity, ppv, npv, f1
+    val: dict[str, float]
+
+    def to_json(self) -> str:
+        def clean(d: dict[str, float]) -> dict[str, float | None]:
+            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+        return json.dumps({"epoch": self.epoch, "lr": self.lr, "seconds": round(self.seconds, 3),
+                           "train": clean(self.train), "val": clean(self.val)})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, line: str) -> EpochRecord:
+        data: dict[str, Any] = json.loads(line)
+
+        def restore(d: dict[str, Any]) -> dict[str, float]:
+            return {k: (float("nan") if v is None else float(v)) for k, v in d.items()}
+
+        return cls(
+            int(data["epoch"]), float(data["lr"]), float(data["seconds"]), restore(data["train"]), restore(data["val"])
+        )
+
+
+def append(path: Path, record: EpochRecord) -> None:
+    with open(path, "a") as fh:
+        fh.write(record.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_history(path: Path) -> list[EpochRecord]:
+    """Records of a run (a torn last line from a crash is ignored)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(EpochRecord.from_json(line))
+        except (ValueError, KeyError):
+            break
+    return records
+
+
+def truncate(path: Path, epochs: int) -> list[EpochRecord]:
+    """Keep the first ``epochs`` records (used when resuming); returns them."""
+    kept = [r for r in read_history(path) if r.epoch <= epochs]
+    path.write_text("".join(r.to_json() + "\n" for r in kept))
+    return kept

@@ -1,0 +1,219 @@
+"""Fine-tuning the classifier (Wan et al. 2021, Sec. 3.2): SGD + momentum, cross-entropy.
+
+Every epoch appends loss and metrics on both splits to ``RUN/history.jsonl`` and hands the
+record to ``on_epoch`` (the GUI draws live curves from it); ``RUN/last.safetensors`` (+ its
+optimiser state) and ``RUN/best.safetensors`` are written atomically. A cancelled run keeps
+what finished epochs wrote, and ``resume=True`` continues it with the same result as an
+uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.atomic import atomic_path, atomic_write_text
+from core.datasets import CLASSES, Dataset
+from core.errors import Cancelled, CTLensError, DatasetError
+from core.metrics import classification_metrics
+from core.model.build import build_classifier, initialise
+from core.model.card import ModelCard
+from core.model.checkpoint import read_card, save_checkpoint
+from core.model.device import pick_device
+from core.preprocess import Preprocessing, normalise
+from core.train import history
+from core.train.config import TrainConfig
+from core.train.splits import make_split
+from core.train.tensors import augment_batch, batches, cache_images
+
+Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
+PAPER_DEFAULTS = TrainConfig()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best: dict[str, float]
+    epochs_done: int
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise CTLensError(f"unknown optimizer {cfg.optimizer!r} (sgd or adam)")
+
+
+def _lr(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate for 0-based ``epoch`` under the schedule."""
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + np.cos(np.pi * epoch / cfg.epochs))
+    if cfg.schedule == "step":
+        return cfg.lr * (0.1 ** (int(epoch >= cfg.epochs / 2) + int(epoch >= cfg.epochs * 3 / 4)))
+    if cfg.schedule == "none":
+        return cfg.lr
+    raise CTLensError(f"unknown schedule {cfg.schedule!r} (none, cosine or step)")
+
+
+def _metrics(labels: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, float]:
+    return {"loss": loss, **classification_metrics(labels, probs.argmax(1))}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prep: Preprocessing, device: torch.device,
+             batch_size: int = 64) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Class probabilities (N, K) and mean cross-entropy of cached images (eval mode)."""
+    model.eval()
+    probs, total = [], 0.0
+    for idx in batches(len(images), batch_size, None):
+        x = normalise(images[idx].float() / 255, prep).to(device)
+        logits = model(x).float()
+        total += F.cross_entropy(logits, labels[idx].to(device), reduction="sum").item()
+        probs.append(torch.softmax(logits, 1).cpu().numpy())
+    return np.concatenate(probs), total / max(len(images), 1)
+
+
+def _save_state(run: Path, optimizer: torch.optim.Optimizer, meta: dict[str, str]) -> None:
+    tensors = {}
+    for i, state in enumerate(optimizer.state.values()):
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{i}.{key}"] = value.detach().cpu().contiguous()
+    with atomic_path(run / "last.state.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, str]:
+    from safetensors import safe_open
+
+    path = run / "last.state.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata() or {})
+    model.load_state_dict(load_file(str(run / "last.safetensors")), strict=True)
+    weights_epoch = read_card(run / "last.safetensors").metrics.get("epoch")
+    if weights_epoch is not None and int(weights_epoch) != int(meta["epoch"]):
+        log.warning("resuming from epoch %s weights with epoch %s optimiser state", weights_epoch, meta["epoch"])
+        meta["epoch"] = str(weights_epoch)
+    tensors = load_file(str(path))
+    params = list(model.parameters())
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        optimizer.state[params[int(index)]][name] = value.to(params[int(index)].device)
+    return meta
+
+
+def train(
+    dataset: Dataset,
+    run_dir: str | Path,
+    cfg: TrainConfig = PAPER_DEFAULTS,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_epoch: Callable[[history.EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train on ``dataset``'s split into ``run_dir``; see the module docstring."""
+    run = Path(run_dir)
+    if resume:
+        if not (run / "last.state.safetensors").is_file():
+            raise CTLensError(f"{run}: nothing to resume (no last.state.safetensors)")
+        cfg = TrainConfig.from_dict({**json.loads((run / "config.json").read_text()), "epochs": cfg.epochs})
+    elif (run / "history.jsonl").exists():
+        raise CTLensError(f"{run}: already holds a run; use --resume or another folder")
+    split = make_split(dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if not split.train or not split.val:
+        raise DatasetError(f"{dataset.root}: need both training and validation images ({split.how})")
+    device = pick_device(cfg.device)
+    prep = Preprocessing(input_size=cfg.input_size)
+    images = {
+        name: cache_images(dataset, samples, prep, cancel=cancel)
+        for name, samples in (("train", split.train), ("val", split.val))
+    }
+    labels = {
+        name: torch.tensor([s.label for s in samples]) for name, samples in (("train", split.train), ("val", split.val))
+    }
+    torch.manual_seed(cfg.seed)
+    model = build_classifier(cfg.arch, len(CLASSES)).to(device)
+    optimizer = _optimizer(model, cfg)
+    run.mkdir(parents=True, exist_ok=True)
+    if resume:
+        meta = _load_state(run, model, optimizer)
+        start, init_desc = int(meta["epoch"]), meta["init"]
+        records = history.truncate(run / "history.jsonl", start)
+    else:
+        init_desc = initialise(model, cfg.arch, cfg.init)
+        start, records = 0, []
+        atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={
+        "root": str(dataset.root), "layout": dataset.layout, "split": split.how,
+        "train": [len(split.train), int(labels["train"].sum())], "val": [len(split.val), int(labels["val"].sum())],
+    })  # fmt: skip
+    steps_per_epoch = len(batches(len(split.train), cfg.batch_size, None))
+    counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()
+    weights = (counts.sum() / (len(CLASSES) * counts.clamp(min=1))).to(device) if cfg.balance else None
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        lr = _lr(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+        model.train()
+        probs, seen, total = [], [], 0.0
+        for step, idx in enumerate(batches(len(split.train), cfg.batch_size, generator)):
+            if cancel is not None and cancel():
+                raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
+            x = images["train"][idx].float() / 255
+            if cfg.augment is not None:
+                x = augment_batch(x, cfg.augment, generator)
+            y = labels["train"][idx].to(device)
+            logits = model(normalise(x, prep).to(device))
+            loss = F.cross_entropy(logits, y, weight=weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
+            seen.append(idx)
+            if progress is not None:
+                progress(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
+        train_labels = labels["train"].numpy()[np.concatenate(seen)]
+        train_metrics = _metrics(train_labels, np.concatenate(probs), total / len(split.train))
+        val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device)
+        record = history.EpochRecord(epoch + 1, lr, time.perf_counter() - t0, train_metrics,
+                                     _metrics(labels["val"].numpy(), val_probs, val_loss))  # fmt: skip
+        records.append(record)
+        history.append(run / "history.jsonl", record)
+        _save_epoch(run, model, optimizer, card_base, record, records, init_desc)
+        if on_epoch is not None:
+            on_epoch(record)
+    best = _best(records)
+    return TrainResult(run, best.epoch, best.val, len(records))
+
+
+def _best(records: list[history.EpochRecord]) -> history.EpochRecord:
+    """Highest validation accuracy; ties go to the lower validation loss, then the earlier epoch."""
+    return max(records, key=lambda r: (np.nan_to_num(r.val["acc"], nan=-1), -r.val["loss"], -r.epoch))
+
+
+def _save_epoch(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, card: ModelCard,
+                record: history.EpochRecord, records: list[history.EpochRecord], init_desc: str) -> None:  # fmt: skip
+    """Last weights, then the optimiser state that goes with them, then best (each atomic)."""
+    last_card = replace(card, metrics={"epoch": record.epoch, "val": record.val, "train": record.train})
+    save_checkpoint(run / "last.safetensors", model, last_card)
+    _save_state(run, optimizer, {"epoch": str(record.epoch), "init": init_desc})
+    if _best(records) is record:
+        save_checkpoint(run / "best.safetensors", model, last_card)

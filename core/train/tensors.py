@@ -1,0 +1,83 @@
+"""Training tensors: samples decoded and windowed once, augmented per batch on the fly.
+
+Images are cached as uint8 (N, 1, S, S) at the model's input size (8-bit is what a display
+shows and what the public PNG datasets hold); augmentation works on batches with a seeded
+torch.Generator so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.datasets import Dataset, Sample
+from core.errors import Cancelled
+from core.preprocess import Preprocessing, display_values, resize_maps
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random flips, small rotations/scales/shifts and intensity jitter (all on by default)."""
+
+    flip: bool = True
+    degrees: float = 10.0
+    scale: float = 0.1
+    shift: float = 0.06
+    intensity: float = 0.1
+
+
+def cache_images(
+    dataset: Dataset,
+    samples: Sequence[Sample],
+    prep: Preprocessing,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """uint8 (N, 1, S, S): each sample windowed to [0, 1] and resized to the input size."""
+    size = (prep.input_size, prep.input_size)
+    out = torch.empty((len(samples), 1, *size), dtype=torch.uint8)
+    for i, sample in enumerate(samples):
+        if cancel is not None and cancel():
+            raise Cancelled("loading images cancelled")
+        image = dataset.load_image(sample)
+        values = torch.from_numpy(display_values(image.pixels, image.unit, prep.window))
+        out[i] = (resize_maps(values[None, None], size)[0] * 255).round().clamp(0, 255).to(torch.uint8)
+        if progress is not None:
+            progress(i + 1, len(samples))
+    return out
+
+
+def augment_batch(images: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
+    """Random geometric and intensity changes of a float batch (B, 1, S, S) in [0, 1]."""
+    b = images.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(b, generator=generator) * (high - low) + low
+
+    angle = uniform(-aug.degrees, aug.degrees) * math.pi / 180
+    scale = 1.0 / uniform(1 - aug.scale, 1 + aug.scale)
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0) if aug.flip else torch.ones(b)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = torch.cos(angle) * scale * flip
+    theta[:, 0, 1] = -torch.sin(angle) * scale
+    theta[:, 1, 0] = torch.sin(angle) * scale * flip
+    theta[:, 1, 1] = torch.cos(angle) * scale
+    theta[:, 0, 2] = uniform(-aug.shift, aug.shift) * 2
+    theta[:, 1, 2] = uniform(-aug.shift, aug.shift) * 2
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    contrast = uniform(1 - aug.intensity, 1 + aug.intensity).view(b, 1, 1, 1)
+    brightness = uniform(-aug.intensity / 2, aug.intensity / 2).view(b, 1, 1, 1)
+    return ((out - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
+
+
+def batches(n: int, size: int, generator: torch.Generator | None) -> list[np.ndarray]:
+    """Index batches over ``n`` items, shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
+    return [order[i : i + size] for i in range(0, n, size)]

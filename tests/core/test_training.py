@@ -1,0 +1,78 @@
+"""Training loop: history, checkpoints, determinism, cancel and resume (tiny runs on CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.datasets import open_dataset
+from core.errors import Cancelled, CTLensError
+from core.model.checkpoint import load_checkpoint
+from core.train.config import TrainConfig
+from core.train.history import read_history
+from core.train.loop import train
+from core.train.splits import make_split
+
+TINY = TrainConfig(epochs=2, lr=1e-3, batch_size=8, init="scratch", input_size=64, device="cpu", seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset(train_root):
+    return open_dataset(train_root)
+
+
+def test_split_by_patient_keeps_patients_apart(dataset):
+    split = make_split(dataset, seed=0)
+    assert split.how == "by patient"
+    assert {s.patient for s in split.train}.isdisjoint({s.patient for s in split.val})
+    assert len(split.train) + len(split.val) == len(dataset.samples)
+
+
+def test_run_writes_history_checkpoints_and_card(dataset, tmp_path):
+    seen = []
+    result = train(dataset, tmp_path / "run", TINY, on_epoch=seen.append)
+    records = read_history(tmp_path / "run" / "history.jsonl")
+    assert [r.epoch for r in records] == [1, 2] == [r.epoch for r in seen]
+    for r in records:
+        assert set(r.train) == set(r.val) == {"loss", "acc", "sensitivity", "specificity", "ppv", "npv", "f1"}
+        assert np.isfinite(r.train["loss"]) and 0 <= r.val["acc"] <= 1
+    model, card = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert card.init == "scratch" and card.preprocessing.input_size == 64
+    assert card.training_data["split"] == "by patient" and card.metrics["epoch"] == result.best_epoch
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
+    with pytest.raises(CTLensError, match="already holds a run"):
+        train(dataset, tmp_path / "run", TINY)
+
+
+def test_training_is_deterministic_on_cpu(dataset, tmp_path):
+    a = train(dataset, tmp_path / "a", TINY)
+    b = train(dataset, tmp_path / "b", TINY)
+    ha, hb = read_history(a.run_dir / "history.jsonl"), read_history(b.run_dir / "history.jsonl")
+    assert [r.train["loss"] for r in ha] == [r.train["loss"] for r in hb]
+    wa, _ = load_checkpoint(a.run_dir / "last.safetensors")
+    wb, _ = load_checkpoint(b.run_dir / "last.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(wa.state_dict().values(), wb.state_dict().values(), strict=True))
+
+
+def test_cancel_keeps_finished_epochs_and_resume_finishes_the_same_run(dataset, tmp_path):
+    full = train(dataset, tmp_path / "full", TINY)
+    finished: list[int] = []
+
+    with pytest.raises(Cancelled, match="epoch 2"):  # the user presses Cancel once epoch 1 is done
+        train(
+            dataset, tmp_path / "cut", TINY, cancel=lambda: bool(finished), on_epoch=lambda r: finished.append(r.epoch)
+        )
+    assert [r.epoch for r in read_history(tmp_path / "cut" / "history.jsonl")] == [1]
+    resumed = train(dataset, tmp_path / "cut", TINY, resume=True)
+    assert resumed.epochs_done == 2
+    h_full = read_history(full.run_dir / "history.jsonl")
+    h_cut = read_history(tmp_path / "cut" / "history.jsonl")
+    assert [r.train["loss"] for r in h_cut] == pytest.approx([r.train["loss"] for r in h_full], rel=1e-5)
+
+
+def test_resume_without_a_run_is_an_error(dataset, tmp_path):
+    with pytest.raises(CTLensError, match="nothing to resume"):
+        train(dataset, tmp_path / "none", TINY, resume=True)
