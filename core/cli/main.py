@@ -9,11 +9,17 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from core import __version__
-from core.cli import inspect_cmd, synth_cmd
+from core.cli import diagnose_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
 from core.errors import CTLensError
 
 AddParser = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
-HEADLESS: tuple[AddParser, ...] = (inspect_cmd.add_parser, synth_cmd.add_parser)
+HEADLESS: tuple[AddParser, ...] = (
+    inspect_cmd.add_parser,
+    synth_cmd.add_parser,
+    train_cmd.add_parser,
+    diagnose_cmd.add_parser,
+    explain_cmd.add_parser,
+)
 
 
 def build_parser(extra: Sequence[AddParser] = ()) -> argparse.ArgumentParser:

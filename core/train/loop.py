@@ -30,6 +30,7 @@ from core.model.build import build_classifier, initialise
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card, save_checkpoint
 from core.model.device import pick_device
+from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
 from core.train import history
 from core.train.config import TrainConfig
@@ -155,6 +156,10 @@ def train(
         records = history.truncate(run / "history.jsonl", start)
     else:
         init_desc = initialise(model, cfg.arch, cfg.init)
+        if init_desc.startswith("scratch"):
+            sample = images["train"][batches(len(split.train), 64, torch.Generator().manual_seed(cfg.seed))[0]]
+            lsuv_(model, normalise(sample.float() / 255, prep).to(device))
+            init_desc += " + LSUV"
         start, records = 0, []
         atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={

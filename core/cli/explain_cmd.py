@@ -1,0 +1,104 @@
+"""``ctlens explain DATA --model M``: heatmaps, overlays and overlap with annotated lesions."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.atomic import atomic_path, atomic_write_text
+from core.cli.model_arg import check_output_outside, load_model
+from core.cli.progress import ProgressBar
+from core.datasets import Dataset, Sample, open_dataset
+from core.explain.cam import heatmaps_on_grid
+from core.explain.methods import METHODS, explain_batch
+from core.explain.targets import ClassTarget
+from core.overlap import DEFAULT_THRESHOLD, OverlapScores, score_slice, summarise, support_region
+from core.preprocess import display_values, prepare_batch
+from core.render import overlay
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("explain", help="heatmaps + overlap with lesion masks for every image of a dataset")
+    p.add_argument("data", type=Path, help="dataset folder (any layout `ctlens inspect` reads)")
+    p.add_argument("--model", help="checkpoint (.safetensors) or run folder")
+    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument("--layer", help="layer name (default: the last convolution)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="support region: heatmap > T")
+    p.add_argument("--out", required=True, type=Path, help="output folder (outside the data)")
+    p.add_argument("--top", type=int, default=0, help="also copy the N most consistent overlays to OUT/top")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(run=run)
+
+
+def _safe_name(sample_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id)
+
+
+def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...]) -> list[dict[str, object]]:
+    model, card, _ = load_model(args.model, args.device)
+    device = next(model.parameters()).device
+    positive = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
+    rows: list[dict[str, object]] = []
+    bar = ProgressBar(f"explain ({args.method})")
+    for start in range(0, len(samples), args.batch_size):
+        chunk = samples[start : start + args.batch_size]
+        images = [data.load_image(s) for s in chunk]
+        x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
+        raw = explain_batch(model, x, args.method, ClassTarget(positive), args.layer)
+        with_probs = model(x).softmax(1)[:, positive].detach().cpu().numpy()
+        for sample, image, r, prob in zip(chunk, images, raw, with_probs, strict=True):
+            heat = heatmaps_on_grid(r[None], image.pixels.shape)[0]
+            mask = data.load_mask(sample)
+            scores = (
+                score_slice(heat, mask, args.threshold) if mask is not None else OverlapScores(None, None, None, None)
+            )
+            name = _safe_name(sample.id)
+            with atomic_path(args.out / "heatmaps" / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, heatmap=heat, raw=r)
+            shown = display_values(image.pixels, image.unit, card.preprocessing.window)
+            picture = overlay(shown, heat, support=support_region(heat, args.threshold), lesion=mask)
+            with atomic_path(args.out / "overlays" / f"{name}.png") as tmp:
+                Image.fromarray(picture).save(tmp, format="PNG")
+            rows.append({"id": sample.id, "label": sample.label, "p_covid": round(float(prob), 4),
+                         "consistent_degree": scores.consistent_degree, "iou": scores.iou, "dice": scores.dice,
+                         "pointing_game": scores.pointing_game, "overlay": f"overlays/{name}.png"})  # fmt: skip
+        bar(min(start + args.batch_size, len(samples)), len(samples))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    data = open_dataset(args.data)
+    check_output_outside(args.out, args.data)
+    rows = _explain(args, data, data.samples)
+    with atomic_path(args.out / "overlap.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarise(
+        OverlapScores(r["consistent_degree"], r["iou"], r["dice"], r["pointing_game"])  # type: ignore[arg-type]
+        for r in rows
+    )
+    atomic_write_text(args.out / "summary.json", json.dumps({"method": args.method, "threshold": args.threshold,
+                      "images": len(rows), **summary.__dict__}, indent=2) + "\n")  # fmt: skip
+    if summary.consistent_degree is None:
+        print(f"{len(rows)} heatmaps in {args.out}; no lesion masks, so no overlap figures")
+    else:
+        print(f"{len(rows)} heatmaps in {args.out}; {summary.slices_with_lesion} images with lesions: mean consistent "
+              f"degree {summary.consistent_degree:.4f}, IoU {summary.iou:.4f}, Dice {summary.dice:.4f}, "
+              f"pointing game {summary.pointing_game:.3f} (threshold {args.threshold:g})")  # fmt: skip
+    if args.top:
+        scored = sorted((r for r in rows if r["consistent_degree"] is not None), key=lambda r: -r["consistent_degree"])  # type: ignore[operator]
+        (args.out / "top").mkdir(parents=True, exist_ok=True)
+        for rank, r in enumerate(scored[: args.top], 1):
+            shutil.copyfile(
+                args.out / str(r["overlay"]), args.out / "top" / f"{rank:02d}_{Path(str(r['overlay'])).name}"
+            )
+    return 0

@@ -1,0 +1,72 @@
+"""``ctlens train DATA --out RUN``: fine-tune the classifier with the paper's defaults."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from core.cli.progress import ProgressBar
+from core.datasets import open_dataset
+from core.errors import Cancelled
+from core.train.config import TrainConfig
+from core.train.history import EpochRecord
+from core.train.loop import train
+from core.train.tensors import Augment
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train the COVID-lesion classifier (AlexNet, SGD+momentum by default)")
+    p.add_argument("data", type=Path, help="dataset folder (COVID-CT, class folders, Imgs+GT, or synthetic)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, best/last checkpoints)")
+    p.add_argument("--arch", default=d.arch, help="torchvision classifier (default: alexnet)")
+    p.add_argument("--init", default=d.init, help="imagenet-if-available | imagenet | scratch | PATH")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
+    p.add_argument("--schedule", choices=("none", "cosine", "step"), default=d.schedule)
+    p.add_argument("--no-augment", action="store_true", help="no flips, affine or intensity jitter")
+    p.add_argument("--balance", action="store_true", help="weigh the loss by inverse class frequency")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
+    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--positive", help="class folder holding the positive (COVID) images")
+    p.add_argument("--negative", help="class folder holding the negative images")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(run=run)
+
+
+def _fmt(x: float) -> str:
+    return "  -  " if math.isnan(x) else f"{x:.3f}"
+
+
+def _print_epoch(r: EpochRecord) -> None:
+    t, v = r.train, r.val
+    print(f"epoch {r.epoch:3d}  loss {t['loss']:.4f}/{v['loss']:.4f}  acc {_fmt(t['acc'])}/{_fmt(v['acc'])}  "
+          f"sens {_fmt(v['sensitivity'])}  spec {_fmt(v['specificity'])}  ppv {_fmt(v['ppv'])}  "
+          f"npv {_fmt(v['npv'])}  ({r.seconds:.1f}s)", flush=True)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    dataset = open_dataset(args.data, positive=args.positive, negative=args.negative)
+    cfg = TrainConfig(
+        arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
+        balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
+        input_size=args.input_size, val_fraction=args.val_fraction,
+    )  # fmt: skip
+    print(f"{dataset.layout} dataset, {len(dataset.samples)} images; train/val as printed per epoch")
+    try:
+        result = train(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train"), on_epoch=_print_epoch)
+    except Cancelled as exc:
+        print(f"stopped: {exc}; continue with --resume")
+        return 130
+    best = result.best
+    print(f"best epoch {result.best_epoch}: val acc {_fmt(best['acc'])}, sensitivity {_fmt(best['sensitivity'])}, "
+          f"specificity {_fmt(best['specificity'])} -> {result.run_dir / 'best.safetensors'}")  # fmt: skip
+    return 0
