@@ -24,7 +24,8 @@ def random_masks(n: int, size: int, *, cells: int = 7, p: float = 0.5, generator
     grid = (torch.rand(n, 1, cells, cells, generator=generator) < p).float()
     up = F.interpolate(grid, size=((cells + 1) * cell, (cells + 1) * cell), mode="bilinear", align_corners=False)
     dx, dy = torch.randint(0, cell, (2, n), generator=generator)
-    return torch.stack([up[i, :, dy[i] : dy[i] + size, dx[i] : dx[i] + size] for i in range(n)])
+    masks = torch.stack([up[i, :, dy[i] : dy[i] + size, dx[i] : dx[i] + size] for i in range(n)])
+    return masks.clamp_(0.0, 1.0)
 
 
 @torch.no_grad()
