@@ -40,7 +40,7 @@ def test_rise_masks_are_reproducible_and_soft():
     a = random_masks(5, 40, generator=torch.Generator().manual_seed(1))
     b = random_masks(5, 40, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == (5, 1, 40, 40)
-    assert 0 <= float(a.min()) and float(a.max()) <= 1 and ((a > 0) & (a < 1)).any()
+    assert float(a.min()) >= 0 and float(a.max()) <= 1 and ((a > 0) & (a < 1)).any()
 
 
 def test_activation_maximisation_raises_the_activation_and_leaves_no_trace():
