@@ -40,7 +40,7 @@ def test_run_writes_history_checkpoints_and_card(dataset, tmp_path):
         assert set(r.train) == set(r.val) == {"loss", "acc", "sensitivity", "specificity", "ppv", "npv", "f1"}
         assert np.isfinite(r.train["loss"]) and 0 <= r.val["acc"] <= 1
     model, card = load_checkpoint(tmp_path / "run" / "best.safetensors")
-    assert card.init == "scratch" and card.preprocessing.input_size == 64
+    assert card.init == "scratch + LSUV" and card.preprocessing.input_size == 64
     assert card.training_data["split"] == "by patient" and card.metrics["epoch"] == result.best_epoch
     assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
     with pytest.raises(CTLensError, match="already holds a run"):
