@@ -42,6 +42,14 @@ class _Unsupported(Exception):
     pass
 
 
+def _explicit_element(buf: bytes, pos: int) -> tuple[str, int, int]:
+    """VR, value length and value position of the explicit-VR element header at ``pos``."""
+    vr = buf[pos + 4 : pos + 6]
+    if vr in _LONG:
+        return vr.decode("ascii", "replace"), struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+    return vr.decode("ascii", "replace"), struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
+
+
 def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
     """Position after an undefined-length sequence starting at ``pos`` (its first item)."""
     while True:
@@ -71,14 +79,7 @@ def _walk(
         if tag == PIXEL_DATA and not stop_at_item_end:
             return pos
         if explicit and group != 0xFFFE:
-            vr = buf[pos + 4 : pos + 6]
-            if vr in _LONG:
-                (length,) = struct.unpack_from("<I", buf, pos + 8)
-                pos += 12
-            else:
-                (length,) = struct.unpack_from("<H", buf, pos + 6)
-                pos += 8
-            vr_text = vr.decode("ascii", "replace")
+            vr_text, length, pos = _explicit_element(buf, pos)
         else:
             (length,) = struct.unpack_from("<I", buf, pos + 4)
             pos += 8
@@ -119,14 +120,8 @@ def parse(buf: bytes) -> tuple[dict[str, object], int] | None:
         pos = 132
         while pos + 8 <= len(buf) and struct.unpack_from("<H", buf, pos)[0] == 0x0002:
             _, elem = struct.unpack_from("<HH", buf, pos)
-            vr = buf[pos + 4 : pos + 6]
-            if vr in _LONG:
-                (length,) = struct.unpack_from("<I", buf, pos + 8)
-                pos += 12
-            else:
-                (length,) = struct.unpack_from("<H", buf, pos + 6)
-                pos += 8
-            meta[elem] = (vr.decode("ascii", "replace"), buf[pos : pos + length])
+            vr_text, length, pos = _explicit_element(buf, pos)
+            meta[elem] = (vr_text, buf[pos : pos + length])
             pos += length
         syntax = meta.get(0x0010, ("UI", b""))[1].decode("ascii", "replace").rstrip("\x00 ")
         if syntax not in (EXPLICIT_LE, IMPLICIT_LE):
