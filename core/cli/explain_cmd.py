@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from core.atomic import atomic_path, atomic_write_text
@@ -52,9 +53,9 @@ def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...
         chunk = samples[start : start + args.batch_size]
         images = [data.load_image(s) for s in chunk]
         x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
-        raw = explain_batch(model, x, args.method, ClassTarget(positive), args.layer)
-        with_probs = model(x).softmax(1)[:, positive].detach().cpu().numpy()
-        for sample, image, r, prob in zip(chunk, images, raw, with_probs, strict=True):
+        raw, logits = explain_batch(model, x, args.method, ClassTarget(positive), args.layer)
+        probs = torch.softmax(torch.from_numpy(logits), 1)[:, positive].numpy()
+        for sample, image, r, prob in zip(chunk, images, raw, probs, strict=True):
             heat = heatmaps_on_grid(r[None], image.pixels.shape)[0]
             mask = data.load_mask(sample)
             scores = (

@@ -21,16 +21,22 @@ def explain_batch(
     method: str = "gradcam",
     target: Target | None = None,
     layer: str | None = None,
-) -> np.ndarray:
-    """Raw non-negative maps (B, h, w) for ``method``; resolution depends on the method.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw non-negative maps (B, h, w) for ``method`` and the model's logits (B, K).
 
-    CAMs come at the layer's resolution; guided Grad-CAM (channel-summed magnitude) and RISE
-    at the input's. Put them on a slice with :func:`core.explain.cam.heatmaps_on_grid`.
+    CAMs come at the layer's resolution (their forward pass gives the logits); guided Grad-CAM
+    (channel-summed magnitude) and RISE at the input's. Put maps on a slice with
+    :func:`core.explain.cam.heatmaps_on_grid`.
     """
     if method in CAM_METHODS:
-        return CAM_METHODS[method](model, layer)(inputs, target).raw
+        result = CAM_METHODS[method](model, layer)(inputs, target)
+        return result.raw, result.logits
     if method == "guided-gradcam":
-        return np.abs(guided_gradcam(model, inputs, target, layer)).sum(1)
-    if method == "rise":
-        return np.maximum(rise(model, inputs, target), 0)
-    raise CTLensError(f"unknown method {method!r} ({', '.join(METHODS)})")
+        maps = np.abs(guided_gradcam(model, inputs, target, layer)).sum(1)
+    elif method == "rise":
+        maps = np.maximum(rise(model, inputs, target), 0)
+    else:
+        raise CTLensError(f"unknown method {method!r} ({', '.join(METHODS)})")
+    with torch.no_grad():
+        logits = model(inputs).float().cpu().numpy()
+    return maps, logits

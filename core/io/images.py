@@ -79,6 +79,7 @@ def image_series(paths: Sequence[Path]) -> tuple[list[Series], list[str]]:
                     "Modality": "OT"},
             slice_names=tuple(p.name for p in members),
             sop_uids=tuple("" for _ in members),
+            source=str(members[0].parent),
         )  # fmt: skip
         geom = StackGeometry(np.eye(4), np.arange(len(members), dtype=float), (1.0, 1.0, 1.0))
         series.append(Series(info, (len(members), rows, cols), geom, ImageFilesReader(members)))

@@ -87,6 +87,7 @@ def nifti_series(path: Path, img: nib.Nifti1Image) -> Series:
         fields={"SeriesDescription": path.name, "Modality": "CT" if is_hu else "OT"},
         slice_names=tuple(f"{path.name}[{k}]" for k in range(nz)),
         sop_uids=tuple("" for _ in range(nz)),
+        source=str(path),
     )
     geom = StackGeometry(affine, np.arange(nz) * float(zooms[2]), (float(zooms[2]), float(zooms[1]), float(zooms[0])))
     return Series(info, (nz, ny, nx), geom, NiftiReader(img, scale))

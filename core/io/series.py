@@ -37,6 +37,7 @@ class SeriesInfo:
     window: Window | None = None  # the header's own window, when it has one
     slice_names: tuple[str, ...] = ()  # file name (and frame) of each slice, in order
     sop_uids: tuple[str, ...] = ()  # SOPInstanceUID per slice ("" for non-DICOM)
+    source: str = ""  # the folder (or file) the series was read from
 
     @property
     def description(self) -> str:

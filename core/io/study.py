@@ -144,6 +144,7 @@ def _dicom_series(headers: Sequence[FileHeader]) -> tuple[list[Series], list[str
             window=head.window,
             slice_names=tuple(f.path.name + (f"[{f.frame}]" if f.n_frames_in_file > 1 else "") for f in ordered),
             sop_uids=tuple(f.sop_uid for f in ordered),
+            source=str(ordered[0].path.parent),
         )
         shape = (len(ordered), ordered[0].rows, ordered[0].cols)
         series.append(Series(info, shape, geometry, DicomStackReader(ordered), notes + order_notes))
@@ -165,7 +166,7 @@ def _annotations(found: _Found, series: Sequence[Series]) -> tuple[list[LesionAn
             out.append(ann)
     for s in series:
         if s.info.unit == "gray" and not any(a.series_uid == s.uid for a in out):
-            folder = Path(s.uid.split(":", 2)[1])
+            folder = Path(s.info.source)
             for name in ("GT", "gt", "masks", "Masks"):
                 ann = masks_for_images(s, folder.parent / name)
                 if ann is not None:

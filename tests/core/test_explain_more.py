@@ -65,7 +65,8 @@ def test_every_method_gives_non_negative_maps(method):
 
         maps = rise_module.rise(model, x, ClassTarget(1), n_masks=20, batch_size=10)
     else:
-        maps = explain_batch(model, x, method, ClassTarget(1))
+        maps, logits = explain_batch(model, x, method, ClassTarget(1))
+        assert logits.shape == (2, 2)
     assert maps.ndim == 3 and maps.shape[0] == 2 and np.all(maps >= 0)
 
 
