@@ -210,8 +210,14 @@ def train(
 
 
 def _best(records: list[history.EpochRecord]) -> history.EpochRecord:
-    """Highest validation accuracy; ties go to the lower validation loss, then the earlier epoch."""
-    return max(records, key=lambda r: (np.nan_to_num(r.val["acc"], nan=-1), -r.val["loss"], -r.epoch))
+    """Highest validation balanced accuracy (mean of sensitivity and specificity, so a model that
+    calls everything negative on an imbalanced split does not win); ties go to the lower
+    validation loss, then the earlier epoch."""
+
+    def balanced(r: history.EpochRecord) -> float:
+        return float(np.nanmean([r.val["sensitivity"], r.val["specificity"]]))
+
+    return max(records, key=lambda r: (np.nan_to_num(balanced(r), nan=-1), -r.val["loss"], -r.epoch))
 
 
 def _save_epoch(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, card: ModelCard,
