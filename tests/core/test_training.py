@@ -76,3 +76,18 @@ def test_cancel_keeps_finished_epochs_and_resume_finishes_the_same_run(dataset, 
 def test_resume_without_a_run_is_an_error(dataset, tmp_path):
     with pytest.raises(CTLensError, match="nothing to resume"):
         train(dataset, tmp_path / "none", TINY, resume=True)
+
+
+def test_best_epoch_is_chosen_by_balanced_accuracy():
+    from core.train.history import EpochRecord
+    from core.train.loop import _best
+
+    def rec(epoch: int, acc: float, sens: float, spec: float, loss: float) -> EpochRecord:
+        val = {"loss": loss, "acc": acc, "sensitivity": sens, "specificity": spec}
+        return EpochRecord(epoch, 1e-4, 1.0, val, val)
+
+    all_negative = rec(1, 0.86, 0.0, 1.0, 0.40)  # high accuracy on a 14% positive split
+    useful = rec(2, 0.80, 0.75, 0.81, 0.50)
+    assert _best([all_negative, useful]) is useful
+    tie = rec(3, 0.80, 0.75, 0.81, 0.45)
+    assert _best([all_negative, useful, tie]) is tie
