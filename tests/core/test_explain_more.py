@@ -73,3 +73,23 @@ def test_every_method_gives_non_negative_maps(method):
 def test_unknown_method():
     with pytest.raises(CTLensError, match="unknown method"):
         explain_batch(build_classifier(), torch.randn(1, 3, 64, 64), "lime")
+
+
+def test_explain_series_batches_and_keeps_raw_maps(synth_root):
+    from core.explain.series import explain_series
+    from core.io.study import open_study
+    from core.model.card import ModelCard
+    from core.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = build_classifier().eval()
+    card = ModelCard("alexnet", ("non-COVID", "COVID"), Preprocessing(input_size=96))
+    series = open_study(synth_root / "SYN001").series[0]
+    result = explain_series(model, card, series, batch_size=5)
+    assert result.probabilities.shape == (12, 2) and result.target == 1
+    np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
+    assert result.raw.shape[0] == 12 and np.all(result.raw >= 0)
+    heat = result.heatmap(3, series.shape[1:])
+    assert heat.shape == (128, 128) and 0 <= heat.min() and heat.max() <= 1
+    same_scale = result.heatmap_on_study_scale(3, series.shape[1:])
+    assert same_scale.max() <= 1 and same_scale.shape == (128, 128)
