@@ -7,6 +7,8 @@ unpickled.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,12 +24,28 @@ from core.model.card import CARD_KEY, ModelCard
 
 def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
     """Write ``model``'s weights and ``card`` atomically to ``path`` (``.safetensors``)."""
+    return save_weights(path, {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}, card)
+
+
+def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], card: ModelCard) -> Path:
+    """Write a state dict (CPU tensors) and ``card`` atomically to ``path``."""
     path = Path(path)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={CARD_KEY: card.to_json()})
     atomic_write_text(path.with_suffix(".json"), card.to_json() + "\n")
     return path
+
+
+def link_checkpoint(source: Path, target: Path) -> None:
+    """Make ``target`` the same checkpoint as ``source`` (a hard link when the filesystem allows)."""
+    for suffix in (".safetensors", ".json"):
+        src, dst = source.with_suffix(suffix), target.with_suffix(suffix)
+        with atomic_path(dst) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
 
 
 def read_card(path: str | Path) -> ModelCard:

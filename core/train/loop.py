@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from core.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_write_text
 from core.datasets import CLASSES, Dataset
 from core.errors import Cancelled, CTLensError, DatasetError
 from core.metrics import classification_metrics
 from core.model.build import build_classifier, initialise
 from core.model.card import ModelCard
-from core.model.checkpoint import read_card, save_checkpoint
+from core.model.checkpoint import read_card
 from core.model.device import pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
@@ -36,6 +36,7 @@ from core.train import history
 from core.train.config import TrainConfig
 from core.train.splits import make_split
 from core.train.tensors import augment_batch, batches, cache_images
+from core.train.writer import EpochWriter
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -85,16 +86,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prep:
         total += F.cross_entropy(logits, labels[idx].to(device), reduction="sum").item()
         probs.append(torch.softmax(logits, 1).cpu().numpy())
     return np.concatenate(probs), total / max(len(images), 1)
-
-
-def _save_state(run: Path, optimizer: torch.optim.Optimizer, meta: dict[str, str]) -> None:
-    tensors = {}
-    for i, state in enumerate(optimizer.state.values()):
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{i}.{key}"] = value.detach().cpu().contiguous()
-    with atomic_path(run / "last.state.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
 
 
 def _load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, str]:
@@ -166,45 +157,28 @@ def train(
         "root": str(dataset.root), "layout": dataset.layout, "split": split.how,
         "train": [len(split.train), int(labels["train"].sum())], "val": [len(split.val), int(labels["val"].sum())],
     })  # fmt: skip
-    steps_per_epoch = len(batches(len(split.train), cfg.batch_size, None))
     counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()
     weights = (counts.sum() / (len(CLASSES) * counts.clamp(min=1))).to(device) if cfg.balance else None
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        lr = _lr(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
-        model.train()
-        probs, seen, total = [], [], 0.0
-        for step, idx in enumerate(batches(len(split.train), cfg.batch_size, generator)):
-            if cancel is not None and cancel():
-                raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
-            x = images["train"][idx].float() / 255
-            if cfg.augment is not None:
-                x = augment_batch(x, cfg.augment, generator)
-            y = labels["train"][idx].to(device)
-            logits = model(normalise(x, prep).to(device))
-            loss = F.cross_entropy(logits, y, weight=weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-            probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
-            seen.append(idx)
-            if progress is not None:
-                progress(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
-        train_labels = labels["train"].numpy()[np.concatenate(seen)]
-        train_metrics = _metrics(train_labels, np.concatenate(probs), total / len(split.train))
-        val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device)
-        record = history.EpochRecord(epoch + 1, lr, time.perf_counter() - t0, train_metrics,
-                                     _metrics(labels["val"].numpy(), val_probs, val_loss))  # fmt: skip
-        records.append(record)
-        history.append(run / "history.jsonl", record)
-        _save_epoch(run, model, optimizer, card_base, record, records, init_desc)
-        if on_epoch is not None:
-            on_epoch(record)
+    writer = EpochWriter(run)
+    try:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = _lr(cfg, epoch)
+            train_metrics = _train_epoch(model, optimizer, images["train"], labels["train"], cfg, prep, device, weights,
+                                         epoch, lr, progress, cancel)  # fmt: skip
+            val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device)
+            record = history.EpochRecord(epoch + 1, lr, time.perf_counter() - t0, train_metrics,
+                                         _metrics(labels["val"].numpy(), val_probs, val_loss))  # fmt: skip
+            records.append(record)
+            history.append(run / "history.jsonl", record)
+            card = replace(card_base, metrics={"epoch": record.epoch, "val": record.val, "train": record.train})
+            writer.submit(
+                model, optimizer, card, _best(records) is record, {"epoch": str(record.epoch), "init": init_desc}
+            )
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        writer.close()
     best = _best(records)
     return TrainResult(run, best.epoch, best.val, len(records))
 
@@ -220,11 +194,41 @@ def _best(records: list[history.EpochRecord]) -> history.EpochRecord:
     return max(records, key=lambda r: (np.nan_to_num(balanced(r), nan=-1), -r.val["loss"], -r.epoch))
 
 
-def _save_epoch(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, card: ModelCard,
-                record: history.EpochRecord, records: list[history.EpochRecord], init_desc: str) -> None:  # fmt: skip
-    """Last weights, then the optimiser state that goes with them, then best (each atomic)."""
-    last_card = replace(card, metrics={"epoch": record.epoch, "val": record.val, "train": record.train})
-    save_checkpoint(run / "last.safetensors", model, last_card)
-    _save_state(run, optimizer, {"epoch": str(record.epoch), "init": init_desc})
-    if _best(records) is record:
-        save_checkpoint(run / "best.safetensors", model, last_card)
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    prep: Preprocessing,
+    device: torch.device,
+    weights: torch.Tensor | None,
+    epoch: int,
+    lr: float,
+    progress: Progress | None,
+    cancel: Callable[[], bool] | None,
+) -> dict[str, float]:
+    """One pass over the training images (seeded order, augmentation and dropout); its metrics."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+    model.train()
+    order = batches(len(images), cfg.batch_size, generator)
+    probs, total = [], 0.0
+    for step, idx in enumerate(order):
+        if cancel is not None and cancel():
+            raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
+        x = images[idx].float() / 255
+        if cfg.augment is not None:
+            x = augment_batch(x, cfg.augment, generator)
+        logits = model(normalise(x, prep).to(device))
+        loss = F.cross_entropy(logits, labels[idx].to(device), weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+        probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
+        if progress is not None:
+            progress(epoch * len(order) + step + 1, cfg.epochs * len(order))
+    return _metrics(labels.numpy()[np.concatenate(order)], np.concatenate(probs), total / len(images))
