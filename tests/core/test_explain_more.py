@@ -90,6 +90,6 @@ def test_explain_series_batches_and_keeps_raw_maps(synth_root):
     np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
     assert result.raw.shape[0] == 12 and np.all(result.raw >= 0)
     heat = result.heatmap(3, series.shape[1:])
-    assert heat.shape == (128, 128) and 0 <= heat.min() and heat.max() <= 1
+    assert heat.shape == (128, 128) and heat.min() >= 0 and heat.max() <= 1
     same_scale = result.heatmap_on_study_scale(3, series.shape[1:])
     assert same_scale.max() <= 1 and same_scale.shape == (128, 128)
