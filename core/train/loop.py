@@ -146,11 +146,7 @@ def train(
         start, init_desc = int(meta["epoch"]), meta["init"]
         records = history.truncate(run / "history.jsonl", start)
     else:
-        init_desc = initialise(model, cfg.arch, cfg.init)
-        if init_desc.startswith("scratch"):
-            sample = images["train"][batches(len(split.train), 64, torch.Generator().manual_seed(cfg.seed))[0]]
-            lsuv_(model, normalise(sample.float() / 255, prep).to(device))
-            init_desc += " + LSUV"
+        init_desc = _initialise_new(model, cfg, images["train"], prep, device)
         start, records = 0, []
         atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={
@@ -181,6 +177,17 @@ def train(
         writer.close()
     best = _best(records)
     return TrainResult(run, best.epoch, best.val, len(records))
+
+
+def _initialise_new(model: nn.Module, cfg: TrainConfig, images: torch.Tensor, prep: Preprocessing,
+                    device: torch.device) -> str:  # fmt: skip
+    """Apply ``cfg.init``; a from-scratch network also gets LSUV on 64 training images."""
+    init_desc = initialise(model, cfg.arch, cfg.init)
+    if init_desc.startswith("scratch"):
+        sample = images[batches(len(images), 64, torch.Generator().manual_seed(cfg.seed))[0]]
+        lsuv_(model, normalise(sample.float() / 255, prep).to(device))
+        init_desc += " + LSUV"
+    return init_desc
 
 
 def _best(records: list[history.EpochRecord]) -> history.EpochRecord:
