@@ -16,13 +16,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--slices", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
+    p.add_argument("--lesion-scale", type=float, default=1.0, help="lesion size multiplier (default 1)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.patients < 1 or args.slices < 4 or args.size < 64 or args.size % 2:
-        raise SystemExit("ctlens synth: need --patients >= 1, --slices >= 4 and an even --size >= 64")
-    spec = SynthSpec(patients=args.patients, slices=args.slices, seed=args.seed, size=args.size)
+    if args.patients < 1 or args.slices < 4 or args.size < 64 or args.size % 2 or not 0 < args.lesion_scale <= 3:
+        raise SystemExit(
+            "ctlens synth: need --patients >= 1, --slices >= 4, an even --size >= 64, 0 < --lesion-scale <= 3"
+        )
+    spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale)
     labels = synthesize(args.out, spec, progress=ProgressBar("synth"))
     print(f"wrote {args.patients} patient(s) to {args.out} (labels: {labels})")
     return 0

@@ -43,7 +43,12 @@ def _grid(size: int, fov: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _place_lesions(
-    rng: np.random.Generator, body: Body, grid: tuple[np.ndarray, np.ndarray], zs: np.ndarray, count: int
+    rng: np.random.Generator,
+    body: Body,
+    grid: tuple[np.ndarray, np.ndarray],
+    zs: np.ndarray,
+    count: int,
+    scale: float,
 ) -> list[Lesion]:
     """Lesion centres in the lung periphery (3-18 mm from the pleura), lower lobes favoured."""
     x, y = grid
@@ -62,8 +67,8 @@ def _place_lesions(
             continue
         r, c = candidates[rng.integers(len(candidates))]
         centre = np.array([x[r, c], y[r, c], z])
-        if all(np.linalg.norm(centre - other.centre) > 45 for other in lesions):
-            lesions.append(random_lesion(rng, centre))
+        if all(np.linalg.norm(centre - other.centre) > 45 * scale for other in lesions):
+            lesions.append(random_lesion(rng, centre, scale))
     return lesions
 
 
@@ -95,6 +100,7 @@ def render_patient(
     size: int = 512,
     fov: float = 360.0,
     thickness: float = 5.0,
+    lesion_scale: float = 1.0,
 ) -> PhantomVolume:
     """Render one synthetic chest CT with ``n_lesions`` lesions (0 for a healthy patient)."""
     body = random_body(rng)
@@ -103,7 +109,7 @@ def render_patient(
     zs = (np.arange(n_slices) + 0.5) * thickness
     height = float(n_slices * thickness)
     trees = [grow_tree(rng, np.array([s * 42.0, -2.0, 0.56 * height]), s) for s in (-1.0, 1.0)]
-    lesions = _place_lesions(rng, body, grid, zs, n_lesions) if n_lesions else []
+    lesions = _place_lesions(rng, body, grid, zs, n_lesions, lesion_scale) if n_lesions else []
     hu = np.empty((n_slices, size, size), dtype=np.float32)
     labels = np.zeros((n_slices, size, size), dtype=np.uint8)
     texture = smooth_noise(rng, (half, half), 3.0) * 18.0

@@ -90,8 +90,9 @@ class Lesion:
     waves: np.ndarray  # (k, 5): wave vector (3), phase, amplitude
 
 
-def random_lesion(rng: np.random.Generator, centre: np.ndarray) -> Lesion:
-    radii = np.array([rng.uniform(20, 38), rng.uniform(20, 38), rng.uniform(12, 25)])
+def random_lesion(rng: np.random.Generator, centre: np.ndarray, scale: float = 1.0) -> Lesion:
+    """A lesion of 20-38 mm in-plane and 12-25 mm cranio-caudal semi-axes, times ``scale``."""
+    radii = np.array([rng.uniform(20, 38), rng.uniform(20, 38), rng.uniform(12, 25)]) * scale
     k = rng.normal(0, 0.15, (7, 3))
     waves = np.concatenate([k, rng.uniform(0, 2 * np.pi, (7, 1)), rng.uniform(0.06, 0.16, (7, 1))], axis=1)
     return Lesion(centre, radii, bool(rng.random() < 0.45), waves)

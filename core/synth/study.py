@@ -31,6 +31,7 @@ class SynthSpec:
     slices: int = 40
     seed: int = 0
     size: int = 512
+    lesion_scale: float = 1.0  # lesion size multiplier (1 = 20-38 mm semi-axes)
 
 
 def patient_id(index: int) -> str:
@@ -62,7 +63,7 @@ def synthesize(
         pid = patient_id(i)
         rng = np.random.default_rng(seeds[i])
         n_lesions = int(rng.integers(2, 5)) if has_lesions(i) else 0
-        vol = render_patient(rng, spec.slices, n_lesions=n_lesions, size=spec.size)
+        vol = render_patient(rng, spec.slices, n_lesions=n_lesions, size=spec.size, lesion_scale=spec.lesion_scale)
         folder = out / pid
         datasets = write_series(vol, folder / "CT", pid, spec.seed)
         if vol.labels.any():

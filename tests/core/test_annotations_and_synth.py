@@ -81,3 +81,11 @@ def test_png_masks_with_the_same_stem(tmp_path):
     assert ann.lesion_slices == (1, 2)
     assert ann.mask(1).sum() == 25
     assert ann.labels[2, 0, 0] == 1 and ann.labels[2, 3, 3] == 2
+
+
+def test_lesion_scale_grows_the_lesions(tmp_path):
+    from core.synth.phantom import render_patient
+
+    small = render_patient(np.random.default_rng(4), 12, n_lesions=2, size=128, lesion_scale=1.0)
+    large = render_patient(np.random.default_rng(4), 12, n_lesions=2, size=128, lesion_scale=1.6)
+    assert (large.labels > 0).sum() > 1.5 * (small.labels > 0).sum()
