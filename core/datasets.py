@@ -83,7 +83,8 @@ class Dataset:
     def load_mask(self, sample: Sample) -> np.ndarray | None:
         """Boolean lesion mask on the image's grid, or None when the sample has none."""
         if sample.frame is not None:
-            ann = _patient_study(sample.path).annotation_for(_patient_study(sample.path).series[0])
+            study = _patient_study(sample.path)
+            ann = study.annotation_for(study.series[0])
             return None if ann is None else ann.mask(sample.frame)
         if sample.mask is None:
             return None

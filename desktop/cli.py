@@ -34,12 +34,12 @@ def view(args: argparse.Namespace) -> int:
     if opened and args.slice is not None and window.study is not None:
         window.view.set_series(window.study.series[0], max(0, min(args.slice, len(window.study.series[0]) - 1)))
     if args.screenshot is not None:
-        return _screenshot(app, window, args.screenshot, opened)
+        return _screenshot(window, args.screenshot, opened)
     window.show()
     return app.exec()
 
 
-def _screenshot(app: object, window: object, out: Path, opened: bool) -> int:
+def _screenshot(window: object, out: Path, opened: bool) -> int:
     from PySide6 import QtWidgets
 
     assert isinstance(window, QtWidgets.QMainWindow)

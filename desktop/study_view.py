@@ -66,6 +66,7 @@ class StudyView(QtWidgets.QWidget):
         elif series.info.unit != "HU":  # MR, CR...: the header's window, else the slice's range
             self._window = series.info.window or _auto_window(series.slice(self.slider.value()))
         self._show()
+        self.viewbox.autoRange(padding=0.0)  # fit a new series; scrolling keeps the user's zoom
 
     def set_window(self, window: Window) -> None:
         self._window = window
@@ -91,7 +92,6 @@ class StudyView(QtWidgets.QWidget):
         self.slice_label.setText(
             f"slice {index + 1}/{len(self._series)}  {pos:+.1f} mm  W{self._window.width:g} L{self._window.level:g}"
         )
-        self.viewbox.autoRange(padding=0.0)
 
 
 def _auto_window(pixels: np.ndarray) -> Window:

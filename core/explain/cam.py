@@ -26,11 +26,6 @@ class CamResult:
     raw: np.ndarray
     logits: np.ndarray
 
-    @property
-    def probabilities(self) -> np.ndarray:
-        e = np.exp(self.logits - self.logits.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-
 
 def normalise_maps(maps: torch.Tensor | np.ndarray) -> np.ndarray:
     """Min-max normalise each map of (B, h, w) to [0, 1] (a constant map becomes 0)."""

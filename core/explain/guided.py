@@ -71,10 +71,3 @@ def guided_gradcam(
     size = (inputs.shape[-2], inputs.shape[-1])
     maps = normalise_maps(resize_maps(torch.from_numpy(normalise_maps(cam.raw))[:, None], size)[:, 0])
     return guided_backprop(model, inputs, targets) * maps[:, None]
-
-
-def to_image(gradients: np.ndarray) -> np.ndarray:
-    """Gradients (C, H, W) -> displayable float32 (H, W, C) in [0, 1] (centred, 0.1 std per unit)."""
-    g = gradients - gradients.mean()
-    g = g / (g.std() + 1e-8) * 0.1 + 0.5
-    return np.clip(np.transpose(g, (1, 2, 0)), 0, 1).astype(np.float32)

@@ -71,7 +71,6 @@ class FileHeader:
     sop_class: str
     modality: str
     series_uid: str
-    study_uid: str
     meta: dict[str, str]
     window: Window | None
     frames: tuple[FrameRef, ...]
@@ -212,7 +211,6 @@ def _file_header(path: Path, ds: Header, refs: tuple[FrameRef, ...]) -> FileHead
         sop_class=str(ds.get("SOPClassUID", "") or ""),
         modality=str(ds.get("Modality", "") or ""),
         series_uid=str(ds.get("SeriesInstanceUID", "") or f"file:{path}"),
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
         meta=_descriptive(ds),
         window=_header_window(ds),
         frames=refs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +82,12 @@ def _dicomdir_files(header: FileHeader) -> list[Path]:
 def _classify(files: Iterable[Path], cancel: Callable[[], bool] | None) -> _Found:
     found = _Found([], [], [], [], [])
     skipped: list[str] = []
-    queue = list(files)
+    queue = deque(files)
     seen: set[Path] = set()
     while queue:
         if cancel is not None and cancel():
             raise Cancelled("opening cancelled")
-        path = queue.pop(0)
+        path = queue.popleft()
         if path in seen:
             continue
         seen.add(path)

@@ -17,6 +17,7 @@ from core.synth.structures import (
     GGO_HU,
     VESSEL_HU,
     Lesion,
+    Tubes,
     grow_tree,
     lesion_field,
     random_lesion,
@@ -131,14 +132,12 @@ def render_patient(
     return PhantomVolume(hu, labels, fov / size, thickness, tuple(lesions))
 
 
-def _shrunk(tree):  # type: ignore[no-untyped-def]
-    from core.synth.structures import Tubes
-
+def _shrunk(tree: Tubes) -> Tubes:
+    """The airway lumen: the same centre lines, thinner."""
     return Tubes(tree.centres, tree.radii * 0.6, tree.generation)
 
 
-def _offset(tree):  # type: ignore[no-untyped-def]
-    from core.synth.structures import Tubes
-
+def _offset(tree: Tubes) -> Tubes:
+    """The arteries beside the first bronchial generations (shifted off the airway)."""
     shift = np.array([3.0, 4.0, 0.0])
     return Tubes(tree.centres + shift * (tree.generation[:, None] <= 1), tree.radii * 0.9, tree.generation)
