@@ -57,7 +57,9 @@ def test_screenshot_command_renders_the_slice(tmp_path, synth_root):
     assert result.returncode == 0, result.stderr
     img = np.asarray(Image.open(out).convert("L"))
     assert img.shape[0] > 400 and img.shape[1] > 600
-    assert img.std() > 20  # an image, not an empty window
+    h, w = img.shape
+    centre = img[h // 3 : 2 * h // 3, int(w * 0.45) : int(w * 0.8)]  # inside the slice view
+    assert (centre < 100).mean() > 0.1 and (centre > 200).mean() > 0.05  # lungs dark, bone/tissue bright
 
 
 def test_non_ct_series_gets_its_header_or_an_automatic_window(qtbot):
@@ -72,3 +74,16 @@ def test_non_ct_series_gets_its_header_or_an_automatic_window(qtbot):
     low, high = view.image.levels
     assert view.window.name in ("header", "auto")
     assert low < float(shown.mean()) < high  # the anatomy is inside the window, not clipped away
+
+
+def test_scrolling_keeps_the_users_zoom(qtbot, synth_root):
+    application()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_path(synth_root / "SYN001")
+    view = window.view
+    view.viewbox.setRange(xRange=(10, 50), yRange=(20, 60), padding=0)
+    zoomed = view.viewbox.viewRange()
+    view.slider.setValue(3)
+    assert view.index == 3 and view.viewbox.viewRange() == zoomed
+    np.testing.assert_array_equal(view.image.image, window.study.series[0].slice(3))
