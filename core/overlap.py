@@ -44,12 +44,16 @@ def dice(support: np.ndarray, lesion: np.ndarray) -> float | None:
 
 
 def pointing_game(heatmap: np.ndarray, lesion: np.ndarray) -> bool | None:
-    """Whether the heatmap's maximum (any of its maxima) falls inside the lesion."""
+    """Whether the heatmap's maximum (any of its maxima) falls inside the lesion.
+
+    A flat map (e.g. an all-zero Grad-CAM) has no maximum to point with: False.
+    """
     lesion = np.asarray(lesion, bool)
     if not lesion.any():
         return None
     heat = np.asarray(heatmap)
-    return bool(lesion[heat == heat.max()].any())
+    peak = heat.max()
+    return bool(peak > heat.min() and lesion[heat == peak].any())
 
 
 @dataclass(frozen=True)

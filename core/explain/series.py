@@ -52,8 +52,13 @@ def explain_series(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> SeriesExplanation:
-    """Probabilities and raw maps for every slice; ``target`` defaults to the COVID class."""
+    """Probabilities and raw maps for every slice; ``target`` defaults to the COVID class.
+
+    ``on_chunk(start, probabilities, raw)`` receives each batch's results as soon as they exist
+    (a viewer shows them slice by slice).
+    """
     if target is None:
         target = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
     device = next(model.parameters()).device
@@ -67,6 +72,8 @@ def explain_series(
         raw, logits = explain_batch(model, x, method, ClassTarget(target), layer)
         probs.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
         maps.append(raw)
+        if on_chunk is not None:
+            on_chunk(start, probs[-1], raw)
         if progress is not None:
             progress(idx.stop, n)
     return SeriesExplanation(np.concatenate(probs), np.concatenate(maps), method, target)

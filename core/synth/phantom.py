@@ -36,6 +36,7 @@ class PhantomVolume:
     pixel_spacing: float  # mm
     slice_thickness: float  # mm
     lesions: tuple[Lesion, ...]
+    healthy: np.ndarray | None = None  # the same patient, pixels and noise without the lesions
 
 
 def _grid(size: int, fov: float) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +103,13 @@ def render_patient(
     fov: float = 360.0,
     thickness: float = 5.0,
     lesion_scale: float = 1.0,
+    healthy_twin: bool = False,
 ) -> PhantomVolume:
-    """Render one synthetic chest CT with ``n_lesions`` lesions (0 for a healthy patient)."""
+    """Render one synthetic chest CT with ``n_lesions`` lesions (0 for a healthy patient).
+
+    ``healthy_twin`` also renders the identical slices without the lesions (same anatomy and
+    noise): counterfactual pairs in which the lesion is the only difference.
+    """
     body = random_body(rng)
     half = size // 2
     grid = _grid(half, fov)
@@ -113,6 +119,7 @@ def render_patient(
     lesions = _place_lesions(rng, body, grid, zs, n_lesions, lesion_scale) if n_lesions else []
     hu = np.empty((n_slices, size, size), dtype=np.float32)
     labels = np.zeros((n_slices, size, size), dtype=np.uint8)
+    healthy = np.empty_like(hu) if healthy_twin else None
     texture = smooth_noise(rng, (half, half), 3.0) * 18.0
     dependent = np.clip((grid[1] - 20.0) / 70.0, 0.0, 1.0) * 45.0
     for k, z in enumerate(zs):
@@ -124,12 +131,22 @@ def render_patient(
             lumen = stamp_tubes(img, _shrunk(tree), z, thickness, grid, -950.0, airway, max_generation=1)
             vessels |= airway | lumen
             vessels |= stamp_tubes(img, _offset(tree), z, thickness, grid, VESSEL_HU, lungs & ~airway)
+        if healthy is not None:
+            healthy[k] = _upsample(img, size)
         half_labels = np.zeros(lungs.shape, dtype=np.uint8)
         _apply_lesions(img, half_labels, lungs, vessels, lesions, grid, float(z))
-        hu[k] = ndimage.zoom(ndimage.gaussian_filter(img, 0.6), 2, order=1)[:size, :size]
+        hu[k] = _upsample(img, size)
         labels[k] = np.kron(half_labels, np.ones((2, 2), dtype=np.uint8))[:size, :size]
-        hu[k] += smooth_noise(rng, (size, size), 0.8) * 14.0
-    return PhantomVolume(hu, labels, fov / size, thickness, tuple(lesions))
+        noise = smooth_noise(rng, (size, size), 0.8) * 14.0
+        hu[k] += noise
+        if healthy is not None:
+            healthy[k] += noise
+    return PhantomVolume(hu, labels, fov / size, thickness, tuple(lesions), healthy)
+
+
+def _upsample(half: np.ndarray, size: int) -> np.ndarray:
+    """A half-resolution slice blurred (scanner point-spread) and upsampled to ``size``."""
+    return ndimage.zoom(ndimage.gaussian_filter(half, 0.6), 2, order=1)[:size, :size]
 
 
 def _shrunk(tree: Tubes) -> Tubes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class SynthSpec:
     seed: int = 0
     size: int = 512
     lesion_scale: float = 1.0  # lesion size multiplier (1 = 20-38 mm semi-axes)
+    twins: bool = False  # also write each lesion patient's healthy twin as patient "<id>T"
 
 
 def patient_id(index: int) -> str:
@@ -63,7 +64,8 @@ def synthesize(
         pid = patient_id(i)
         rng = np.random.default_rng(seeds[i])
         n_lesions = int(rng.integers(2, 5)) if has_lesions(i) else 0
-        vol = render_patient(rng, spec.slices, n_lesions=n_lesions, size=spec.size, lesion_scale=spec.lesion_scale)
+        vol = render_patient(rng, spec.slices, n_lesions=n_lesions, size=spec.size, lesion_scale=spec.lesion_scale,
+                             healthy_twin=spec.twins and n_lesions > 0)  # fmt: skip
         folder = out / pid
         datasets = write_series(vol, folder / "CT", pid, spec.seed)
         if vol.labels.any():
@@ -71,6 +73,11 @@ def synthesize(
             write_nifti_labels(vol, datasets, folder / "lesions.nii.gz")
         area = (vol.labels > 0).reshape(spec.slices, -1).sum(1)
         rows += [(pid, k, int(area[k] >= MIN_LESION_PIXELS), f"{pid}/CT/CT{k + 1:04d}.dcm") for k in range(spec.slices)]
+        if vol.healthy is not None:
+            twin = f"{pid}T"
+            healthy = replace(vol, hu=vol.healthy, labels=np.zeros_like(vol.labels))
+            write_series(healthy, out / twin / "CT", twin, spec.seed)
+            rows += [(twin, k, 0, f"{twin}/CT/CT{k + 1:04d}.dcm") for k in range(spec.slices) if area[k] > 0]
         if progress is not None:
             progress(i + 1, spec.patients)
     return _write_labels(out / "labels.csv", rows)

@@ -89,3 +89,29 @@ def test_lesion_scale_grows_the_lesions(tmp_path):
     small = render_patient(np.random.default_rng(4), 12, n_lesions=2, size=128, lesion_scale=1.0)
     large = render_patient(np.random.default_rng(4), 12, n_lesions=2, size=128, lesion_scale=1.6)
     assert (large.labels > 0).sum() > 1.5 * (small.labels > 0).sum()
+
+
+def test_healthy_twin_differs_only_at_the_lesions(tmp_path):
+    from scipy import ndimage
+
+    from core.synth.phantom import render_patient
+
+    vol = render_patient(np.random.default_rng(5), 10, n_lesions=2, size=96, lesion_scale=1.5, healthy_twin=True)
+    plain = render_patient(np.random.default_rng(5), 10, n_lesions=2, size=96, lesion_scale=1.5)
+    assert vol.healthy is not None and plain.healthy is None
+    np.testing.assert_array_equal(vol.hu, plain.hu)  # the twin does not change the patient
+    changed = np.abs(vol.hu - vol.healthy) > 1.0
+    assert changed.any() and vol.labels.any()
+    near_lesion = np.stack([ndimage.binary_dilation(k > 0, iterations=8) for k in vol.labels])
+    assert (changed & near_lesion).sum() > 0.9 * changed.sum()  # the haze fades out past the labelled core
+    assert (vol.healthy[vol.labels > 0] < vol.hu[vol.labels > 0]).mean() > 0.9  # lesions are denser
+
+
+def test_synth_twins_are_extra_negative_patients(tmp_path):
+    synthesize(tmp_path, SynthSpec(patients=2, slices=6, seed=1, size=64, lesion_scale=1.5, twins=True))
+    with open(tmp_path / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    twins = [r for r in rows if r["patient"] == "SYN001T"]
+    assert twins and all(r["label"] == "0" for r in twins)
+    assert not any(r["patient"] == "SYN002T" for r in rows)  # healthy patients have no twin
+    assert not (tmp_path / "SYN001T" / "lesions.seg.dcm").exists()

@@ -85,8 +85,11 @@ def test_explain_series_batches_and_keeps_raw_maps(synth_root):
     model = build_classifier().eval()
     card = ModelCard("alexnet", ("non-COVID", "COVID"), Preprocessing(input_size=96))
     series = open_study(synth_root / "SYN001").series[0]
-    result = explain_series(model, card, series, batch_size=5)
+    chunks = []
+    result = explain_series(model, card, series, batch_size=5, on_chunk=lambda *c: chunks.append(c))
     assert result.probabilities.shape == (12, 2) and result.target == 1
+    assert [c[0] for c in chunks] == [0, 5, 10] and [len(c[1]) for c in chunks] == [5, 5, 2]
+    np.testing.assert_array_equal(np.concatenate([c[2] for c in chunks]), result.raw)
     np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
     assert result.raw.shape[0] == 12 and np.all(result.raw >= 0)
     heat = result.heatmap(3, series.shape[1:])

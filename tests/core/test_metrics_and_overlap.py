@@ -51,6 +51,7 @@ def test_consistent_degree_is_the_papers_ratio():
     heat[5, 5] = 1.0
     assert pointing_game(heat, lesion) is True
     assert support_region(heat, 0.95).sum() == 1
+    assert pointing_game(np.zeros((10, 10), np.float32), lesion) is False  # a flat map points nowhere
 
 
 def test_slices_without_lesion_have_no_score_not_zero():
