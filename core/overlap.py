@@ -105,3 +105,32 @@ def summarise(scores: Iterable[OverlapScores]) -> OverlapSummary:
         mean([s.dice for s in scored if s.dice is not None]),
         mean([float(bool(s.pointing_game)) for s in scored]),
     )
+
+
+class ThresholdSweep:
+    """One slice's overlap scores at any threshold in O(log n), for a slider that moves live.
+
+    Sorting the heatmap's values (all, and inside the lesion) once turns |S|, |S ∩ L| for
+    S = heatmap > t into two binary searches; the results equal :func:`score_slice`'s.
+    """
+
+    def __init__(self, heatmap: np.ndarray, lesion: np.ndarray) -> None:
+        if heatmap.shape != lesion.shape:
+            raise ValueError(f"heatmap {heatmap.shape} and lesion mask {lesion.shape} differ in shape")
+        lesion = np.asarray(lesion, bool)
+        self._all = np.sort(np.asarray(heatmap, np.float32), axis=None)
+        self._inside = np.sort(np.asarray(heatmap, np.float32)[lesion])
+        self._pointing = pointing_game(heatmap, lesion)
+
+    def support_size(self, threshold: float) -> int:
+        return int(self._all.size - np.searchsorted(self._all, np.float32(threshold), side="right"))
+
+    def scores(self, threshold: float) -> OverlapScores:
+        n_lesion = self._inside.size
+        if n_lesion == 0:
+            return OverlapScores(None, None, None, None)
+        t = np.float32(threshold)
+        both = int(n_lesion - np.searchsorted(self._inside, t, side="right"))
+        support = self.support_size(threshold)
+        return OverlapScores(both / n_lesion, both / (support + n_lesion - both), 2 * both / (support + n_lesion),
+                             self._pointing)  # fmt: skip

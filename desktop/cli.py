@@ -6,52 +6,77 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.main import build_parser, run
 from core.cli.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from desktop.main_window import MainWindow
+
+SCREENSHOT_TIMEOUT_MS = 15 * 60 * 1000  # the demo model may be training on first use
 
 
 def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("view", help="open the viewer (on the demo study when no path is given)")
     p.add_argument("path", nargs="?", help="study folder, DICOM/NIfTI/image file or DICOMDIR")
+    p.add_argument("--model", type=Path, help="checkpoint (.safetensors); default: the demo model")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     p.add_argument("--screenshot", type=Path, metavar="OUT.png", help="render the window to a PNG and exit")
     p.add_argument("--slice", type=int, help="slice index to show (default: the middle one)")
+    p.add_argument("--overlay", choices=("on", "off"), default="on", help="heatmap overlay (default on)")
+    p.add_argument("--threshold", type=float, help="support-region threshold in [0, 1] (default 0.70)")
     p.set_defaults(run=view)
 
 
 def view(args: argparse.Namespace) -> int:
     from desktop.app import application
+    from desktop.engine import Engine
     from desktop.main_window import MainWindow
 
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        print("ctlens view: --threshold must lie in [0, 1]", file=sys.stderr)
+        return 2
     path = args.path
     if path is None:
         from core.demo import ensure_demo_study
 
         path = str(ensure_demo_study(progress=ProgressBar("preparing demo study")))
     app = application()
-    window = MainWindow()
-    opened = window.open_path(path)
-    if opened and args.slice is not None and window.study is not None:
-        window.view.set_series(window.study.series[0], max(0, min(args.slice, len(window.study.series[0]) - 1)))
+    window = MainWindow(Engine(args.device), model_path=args.model)
+    if args.overlay == "off":
+        window.heatmap_panel.visible_box.setChecked(False)
+    if args.threshold is not None:
+        window.heatmap_panel.threshold.setValue(round(args.threshold * 100))
+    if args.slice is not None:
+        window.study_loaded.connect(lambda _: window.view.set_index(args.slice))
+    window.open_path(path)
     if args.screenshot is not None:
-        return _screenshot(window, args.screenshot, opened)
+        return _screenshot(window, args.screenshot)
     window.show()
     return app.exec()
 
 
-def _screenshot(window: object, out: Path, opened: bool) -> int:
-    from PySide6 import QtWidgets
+def _screenshot(window: MainWindow, out: Path) -> int:
+    """Show the window, wait until the engine has nothing left to do, grab it to ``out``."""
+    from PySide6 import QtCore, QtWidgets
 
-    assert isinstance(window, QtWidgets.QMainWindow)
     window.show()
+    loop = QtCore.QEventLoop()
+    window.analysis_done.connect(loop.quit)
+    window.engine.failed.connect(lambda *_: loop.quit())
+    QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, loop.quit)
+    loop.exec()
     for _ in range(5):
         QtWidgets.QApplication.processEvents()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(out)):
+    ok = window.grab().save(str(out))
+    opened = window.study is not None
+    window.close()
+    if not ok:
         print(f"ctlens view: cannot write {out}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
-    window.close()
     return 0 if opened else 2
 
 

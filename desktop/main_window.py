@@ -1,4 +1,9 @@
-"""The CTLens main window: the study view, a series list and the loader's warnings."""
+"""The CTLens main window: study view, series list, verdict, heatmap and overlap panels.
+
+Opening a study, loading the model and analysing a series go through :class:`Engine` on its
+worker thread; results stream in and the window only redraws. A newer job's ticket makes older
+results stale, so switching studies mid-analysis never mixes them.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +11,314 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.errors import CTLensError
-from core.io.study import Study, open_study
+from core.io.annotations import LesionAnnotation
+from core.io.series import Series
+from core.io.study import Study
+from core.pixels import PRESETS
+from desktop.engine import Chunk, Engine, LoadedModel
+from desktop.heatmap_panel import HeatmapPanel, OverlapPanel
+from desktop.results import SeriesResults
 from desktop.study_view import StudyView
+from desktop.verdict_panel import VerdictPanel
+
+PRESET_KEYS = ("lung", "mediastinum", "bone", "header")  # on keys 1-4
 
 
 class MainWindow(QtWidgets.QMainWindow):
     study_loaded = QtCore.Signal(object)
+    analysis_done = QtCore.Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine | None = None, *, model_path: str | Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("CTLens")
-        self.resize(1100, 820)
+        self.resize(1280, 860)
+        self.engine = engine or Engine()
         self.study: Study | None = None
+        self.series: Series | None = None
+        self.model: LoadedModel | None = None
+        self.results: SeriesResults | None = None
+        self._tickets: dict[str, int] = {}
+        self._lesions: LesionAnnotation | None = None
+        self._opening = ""
+        self._build_widgets()
+        self._build_menus()
+        self._connect()
+        self.statusBar().showMessage("Open a study with File ▸ Open folder")
+        self.load_model(model_path)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
         self.view = StudyView()
         self.setCentralWidget(self.view)
         self.series_list = QtWidgets.QListWidget()
-        dock = QtWidgets.QDockWidget("Series", self)
-        dock.setWidget(self.series_list)
-        dock.setMaximumWidth(280)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.series_list.currentRowChanged.connect(self._on_series_list_row_changed)
-        menu = self.menuBar().addMenu("&File")
-        open_action = QtGui.QAction("Open &folder…", self, shortcut=QtGui.QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self._on_open_triggered)
-        menu.addAction(open_action)
-        quit_action = QtGui.QAction("&Quit", self, shortcut=QtGui.QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        menu.addAction(quit_action)
-        self.statusBar().showMessage("Open a study with File ▸ Open folder")
+        self.verdict_panel = VerdictPanel()
+        self.heatmap_panel = HeatmapPanel()
+        self.overlap_panel = OverlapPanel()
+        left = QtWidgets.QDockWidget("Series", self)
+        left.setObjectName("series")
+        left.setWidget(self.series_list)
+        left.setMaximumWidth(260)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, left)
+        side = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(side)
+        column.setContentsMargins(4, 4, 4, 4)
+        for panel in (self.verdict_panel, self.heatmap_panel, self.overlap_panel):
+            column.addWidget(panel)
+        column.addStretch(1)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        right = QtWidgets.QDockWidget("Diagnosis", self)
+        right.setObjectName("diagnosis")
+        right.setWidget(scroll)
+        right.setMinimumWidth(320)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, right)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.hover_label = QtWidgets.QLabel("")
+        self.device_label = QtWidgets.QLabel("")
+        for widget in (self.hover_label, self.progress, self.cancel_button, self.device_label):
+            self.statusBar().addPermanentWidget(widget)
 
-    def open_path(self, path: str | Path) -> bool:
-        """Open a study; on failure show the one-line reason and keep the current one."""
-        try:
-            study = open_study(path)
-        except CTLensError as exc:
-            self.statusBar().showMessage(f"Cannot open: {exc}")
-            return False
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Open &folder…", self._on_open_folder, QtGui.QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open fi&les…", self._on_open_files, "Ctrl+Shift+O")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        self.heat_action = self._action(view_menu, "&Heatmap", self.heatmap_panel.visible_box.toggle, "H")
+        self.lesion_action = self._action(view_menu, "&Lesion outlines", self.overlap_panel.visible_box.toggle, "A")
+        self._action(view_menu, "&Fit to window", self.view.fit, "F")
+        window_menu = view_menu.addMenu("&Window")
+        for key, name in enumerate(PRESET_KEYS, start=1):
+            title = PRESETS[name].name.capitalize() if name in PRESETS else "From the header"
+            self._action(window_menu, title, lambda n=name: self.view.set_preset(n), str(key))
+        model_menu = self.menuBar().addMenu("&Model")
+        self._action(model_menu, "&Open checkpoint…", self._on_open_model)
+        self._action(model_menu, "Use the &demo model", lambda: self.load_model(None))
+        self._action(model_menu, "&Re-analyse the series", self.analyse)
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None) -> QtGui.QAction:  # noqa: ANN001
+        action = QtGui.QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _connect(self) -> None:
+        self.series_list.currentRowChanged.connect(self._on_series_row)
+        self.view.slice_changed.connect(self._on_slice_changed)
+        self.view.hovered.connect(self.hover_label.setText)
+        self.verdict_panel.slice_requested.connect(self.view.set_index)
+        self.verdict_panel.rule_changed.connect(lambda _: self._update_verdict())
+        hp = self.heatmap_panel
+        hp.visibility_changed.connect(self.view.overlays.set_heat_visible)
+        hp.opacity_changed.connect(self.view.overlays.set_opacity)
+        hp.colormap_changed.connect(self.view.overlays.set_colormap)
+        hp.support_style_changed.connect(self.view.overlays.set_support_style)
+        hp.threshold_changed.connect(self._on_threshold)
+        hp.explanation_changed.connect(lambda *_: self.analyse())
+        self.overlap_panel.lesions_visibility_changed.connect(self.view.overlays.set_lesion_visible)
+        self.cancel_button.clicked.connect(self.engine.cancel)
+        self.engine.started.connect(self._on_job_started)
+        self.engine.progress.connect(self._on_job_progress)
+        self.engine.chunk.connect(self._on_chunk)
+        self.engine.finished.connect(self._on_job_finished)
+        self.engine.failed.connect(self._on_job_failed)
+        self.engine.idle.connect(self._on_engine_idle)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def open_path(self, path: str | Path | list[str]) -> None:
+        """Open a study (folder, file, DICOMDIR or a list of files) in the background.
+
+        Errors show in the status bar and the current study stays.
+        """
+        self._tickets["study"] = self.engine.open_study(path)
+        first = Path(path[0]) if isinstance(path, list) else Path(path)
+        self._opening = first.name if not isinstance(path, list) or len(path) == 1 else f"{len(path)} files"
+
+    def load_model(self, path: str | Path | None) -> None:
+        """Load a checkpoint (``None``: the demo model, trained on first use)."""
+        self._tickets["model"] = self.engine.load_model(path)
+
+    def analyse(self) -> None:
+        """Diagnose and explain the current series with the panel's method and target."""
+        if self.series is None or self.model is None:
+            return
+        if self._tickets.get("analysis") is not None and self.engine.busy:
+            self.engine.cancel()
+        hp = self.heatmap_panel
+        self.results = SeriesResults(len(self.series), self.series.shape[1:], hp.method, hp.target)
+        self.view.strip.reset(len(self.series))
+        self.view.strip.set_current(self.view.index)
+        self.verdict_panel.clear("analysing…")
+        self._tickets["analysis"] = self.engine.analyse(self.series, method=hp.method, target=hp.target)
+        self._on_slice_changed(self.view.index)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.engine.shutdown()
+        super().closeEvent(event)
+
+    # -- engine results -----------------------------------------------------------------------
+
+    def _current(self, kind: str, ticket: int) -> bool:
+        return self._tickets.get(kind) == ticket
+
+    def _on_job_started(self, ticket: int, title: str) -> None:
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(title)
+        self.progress.setToolTip(title)
+        self.cancel_button.setVisible(True)
+        self.statusBar().showMessage(f"{title}…")
+
+    def _on_job_progress(self, ticket: int, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_engine_idle(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+
+    def _on_job_failed(self, ticket: int, kind: str, message: str) -> None:
+        if kind == "analysis" and self._current(kind, ticket):
+            self.verdict_panel.clear(f"analysis {message}" if message == "cancelled" else f"analysis failed: {message}")
+        if kind == "model" and self._current(kind, ticket):
+            self.device_label.setText("no model")
+        what = {"study": "Cannot open", "model": "Cannot load model", "analysis": "Analysis", "sweeps": "Overlap"}
+        self.statusBar().showMessage(f"{what.get(kind, kind)}: {message}")
+
+    def _on_job_finished(self, ticket: int, kind: str, result: object) -> None:
+        if not self._current(kind, ticket):
+            return
+        if kind == "study":
+            assert isinstance(result, Study)
+            self._show_study(result)
+        elif kind == "model":
+            assert isinstance(result, LoadedModel)
+            self._show_model(result)
+        elif kind == "analysis":
+            self._update_verdict()
+            self._start_sweeps()
+            self.statusBar().showMessage(f"Analysed {len(self.series or [])} slices", 5000)
+        elif kind == "sweeps" and self.results is not None:
+            assert isinstance(result, dict)
+            self.results.sweeps = result
+            self._update_overlap()
+            self.analysis_done.emit()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        if not self._current("analysis", chunk.ticket) or self.results is None:
+            return
+        self.results.add_chunk(chunk.start, chunk.probabilities, chunk.raw, self.results.target)
+        self.view.strip.set_values(chunk.start, self.results.probabilities[chunk.start : chunk.start + len(chunk.raw)])
+        self._update_verdict()
+        if chunk.start <= self.view.index < chunk.start + len(chunk.raw):
+            self._on_slice_changed(self.view.index)
+
+    # -- state changes ------------------------------------------------------------------------
+
+    def _show_study(self, study: Study) -> None:
         self.study = study
         with QtCore.QSignalBlocker(self.series_list):
             self.series_list.clear()
             for s in study.series:
-                self.series_list.addItem(f"{s.info.description} ({len(s)} slices)")
-        self.series_list.setCurrentRow(0)
-        self.view.set_series(study.series[0])
+                self.series_list.addItem(f"{s.info.description or s.info.unit} ({len(s)} slices)")
+            self.series_list.setCurrentRow(0)
         fields = study.series[0].info.fields
         who = " · ".join(v for v in (fields.get("PatientID"), fields.get("StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
-        self.statusBar().showMessage(f"{who or Path(path).name}{note}")
-        self.setWindowTitle(f"CTLens — {Path(path).name}")
+        name = self._opening or study.source
+        self.statusBar().showMessage(f"{who or name}{note}")
+        self.statusBar().setToolTip("\n".join(study.warnings))
+        self.setWindowTitle(f"CTLens — {name}")
+        self._show_series(study.series[0])
         self.study_loaded.emit(study)
-        return True
 
-    def _on_series_list_row_changed(self, row: int) -> None:
+    def _show_series(self, series: Series) -> None:
+        self.series = series
+        self.results = None
+        annotation = self.study.annotation_for(series) if self.study is not None else None
+        self._lesions = annotation
+        self.overlap_panel.source_label.setText(
+            "no annotations"
+            if annotation is None
+            else f"{Path(annotation.source).name}: lesions on {len(annotation.lesion_slices)} slices"
+        )
+        self.view.set_series(series)
+        self.analyse()
+
+    def _show_model(self, loaded: LoadedModel) -> None:
+        self.model = loaded
+        card = loaded.card
+        self.heatmap_panel.set_classes(card.classes)
+        val = card.metrics.get("val", {})
+        acc = f", validation ACC {val['acc']:.2f}" if "acc" in val else ""
+        self.verdict_panel.model_label.setText(f"Model: {loaded.path.name} ({card.arch}, {card.init}{acc})")
+        self.device_label.setText(f"{loaded.device} · {card.arch}")
+        self.analyse()
+
+    def _start_sweeps(self) -> None:
+        if self.results is None or self.results.raw is None or self._lesions is None:
+            self.analysis_done.emit()
+            return
+        masks = {i: self._lesions.mask(i) for i in self._lesions.lesion_slices}
+        self._tickets["sweeps"] = self.engine.overlap_sweeps(self.results.raw, masks, self.results.shape)
+
+    def _on_series_row(self, row: int) -> None:
         if self.study is not None and 0 <= row < len(self.study.series):
-            self.view.set_series(self.study.series[row])
+            self._show_series(self.study.series[row])
 
-    def _on_open_triggered(self) -> None:
+    def _on_slice_changed(self, index: int) -> None:
+        heat = self.results.heatmap(index) if self.results is not None else None
+        self.view.overlays.set_heatmap(heat)
+        self.view.overlays.set_lesion(None if self._lesions is None else self._lesions.mask(index))
+        self._update_overlap()
+
+    def _on_threshold(self, threshold: float) -> None:
+        self.view.overlays.set_threshold(threshold)
+        self._update_overlap()
+
+    def _update_verdict(self) -> None:
+        if self.results is not None:
+            self.verdict_panel.show_probabilities(self.results.known_probabilities(), self.results.complete)
+
+    def _update_overlap(self) -> None:
+        t = self.heatmap_panel.threshold_value
+        lesions = self._lesions
+        if self.results is None or lesions is None:
+            self.overlap_panel.show_slice(None, "no annotations for this series")
+            self.overlap_panel.show_study(None)
+            return
+        index = self.view.index
+        scores = self.results.slice_scores(index, t)
+        reason = "no lesion on this slice" if index not in lesions.lesion_slices else "heatmap not computed yet"
+        self.overlap_panel.show_slice(scores, reason)
+        self.overlap_panel.show_study(self.results.study_summary(t) if self.results.sweeps else None)
+
+    # -- dialogs ------------------------------------------------------------------------------
+
+    def _on_open_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open study folder")
         if folder:
             self.open_path(folder)
+
+    def _on_open_files(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Open study files", "", "Studies (*.dcm *.DCM DICOMDIR *.nii *.nii.gz *.png *.jpg *.jpeg);;All (*)"
+        )
+        if files:
+            self.open_path(files if len(files) > 1 else files[0])
+
+    def _on_open_model(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open checkpoint", "", "CTLens model (*.safetensors)")
+        if path:
+            self.load_model(path)

@@ -1,38 +1,94 @@
-"""StudyView: one slice of a series with window/level, a slice slider and window presets."""
+"""StudyView: one slice of a series with window/level, overlays, a slice slider and a probability strip.
+
+Reading controls: mouse wheel or arrow/PageUp/PageDown/Home/End keys scroll slices;
+Ctrl+wheel zooms, left-drag pans, double-click fits; right-drag (or Ctrl+left-drag) sets the
+window live (horizontal: width, vertical: level).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.io.series import Series
 from core.pixels import LUNG, PRESETS, Window
+from desktop.overlay import OverlayLayers
+from desktop.prob_strip import ProbabilityStrip
+
+_NAV_KEYS = {
+    QtCore.Qt.Key.Key_Up: -1, QtCore.Qt.Key.Key_Left: -1, QtCore.Qt.Key.Key_Down: 1, QtCore.Qt.Key.Key_Right: 1,
+    QtCore.Qt.Key.Key_PageUp: -10, QtCore.Qt.Key.Key_PageDown: 10,
+}  # fmt: skip
+
+
+class SliceViewBox(pg.ViewBox):
+    """A view box whose wheel scrolls slices and whose right-drag sets the window."""
+
+    scrolled = QtCore.Signal(int)  # slices to move
+    window_dragged = QtCore.Signal(float, float)  # dx, dy in screen pixels since the last event
+    fit_requested = QtCore.Signal()
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
+        if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        ev.accept()
+        self.scrolled.emit(-1 if ev.delta() > 0 else 1)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
+        ctrl_left = ev.button() == QtCore.Qt.MouseButton.LeftButton and (
+            ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier
+        )
+        if ev.button() == QtCore.Qt.MouseButton.RightButton or ctrl_left:
+            ev.accept()
+            delta = ev.screenPos() - ev.lastScreenPos()
+            self.window_dragged.emit(float(delta.x()), float(delta.y()))
+            return
+        super().mouseDragEvent(ev, axis)
+
+    def mouseDoubleClickEvent(self, ev):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
+        ev.accept()
+        self.fit_requested.emit()
 
 
 class StudyView(QtWidgets.QWidget):
     """Shows slice ``index`` of a series through a window (lung by default)."""
 
     slice_changed = QtCore.Signal(int)
+    window_changed = QtCore.Signal(object)  # Window
+    hovered = QtCore.Signal(str)  # "x, y: value" under the cursor, "" outside the slice
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._series: Series | None = None
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.series: Series | None = None
         self._window: Window = LUNG
+        self._pixels: np.ndarray | None = None
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
-        self.viewbox = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.graphics.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.viewbox = SliceViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.graphics.addItem(self.viewbox)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image)
+        self.overlays = OverlayLayers(self.viewbox)
+        self.strip = ProbabilityStrip()
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
+        self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.slice_label = QtWidgets.QLabel("no study")
         self.window_box = QtWidgets.QComboBox()
         self.window_box.addItems([w.name for w in PRESETS.values()])
+        self.window_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        track = QtWidgets.QVBoxLayout()
+        track.setSpacing(1)
+        track.addWidget(self.strip)
+        track.addWidget(self.slider)
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(QtWidgets.QLabel("Window"))
         controls.addWidget(self.window_box)
-        controls.addWidget(self.slider, 1)
+        controls.addLayout(track, 1)
         controls.addWidget(self.slice_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -40,6 +96,11 @@ class StudyView(QtWidgets.QWidget):
         layout.addLayout(controls)
         self.slider.valueChanged.connect(self._on_slider_value_changed)
         self.window_box.currentTextChanged.connect(self._on_window_box_changed)
+        self.strip.slice_clicked.connect(self.set_index)
+        self.viewbox.scrolled.connect(lambda step: self.set_index(self.index + step))
+        self.viewbox.window_dragged.connect(self._on_window_dragged)
+        self.viewbox.fit_requested.connect(self.fit)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     @property
     def index(self) -> int:
@@ -49,9 +110,15 @@ class StudyView(QtWidgets.QWidget):
     def window(self) -> Window:
         return self._window
 
+    @property
+    def pixels(self) -> np.ndarray | None:
+        """The current slice's pixels (HU for CT)."""
+        return self._pixels
+
     def set_series(self, series: Series, index: int | None = None) -> None:
         """Show ``series`` at ``index`` (its middle slice by default), header window if any."""
-        self._series = series
+        self.series = series
+        self.strip.reset(len(series))
         with QtCore.QSignalBlocker(self.slider):
             self.slider.setRange(0, len(series) - 1)
             self.slider.setValue(len(series) // 2 if index is None else index)
@@ -66,31 +133,82 @@ class StudyView(QtWidgets.QWidget):
         elif series.info.unit != "HU":  # MR, CR...: the header's window, else the slice's range
             self._window = series.info.window or _auto_window(series.slice(self.slider.value()))
         self._show()
-        self.viewbox.autoRange(padding=0.0)  # fit a new series; scrolling keeps the user's zoom
+        self.fit()  # fit a new series; scrolling keeps the user's zoom
+        self.slice_changed.emit(self.index)
+
+    def set_index(self, index: int) -> None:
+        if self.series is not None:
+            self.slider.setValue(int(np.clip(index, 0, len(self.series) - 1)))
 
     def set_window(self, window: Window) -> None:
         self._window = window
         self._show()
+        self.window_changed.emit(window)
+
+    def set_preset(self, name: str) -> None:
+        """Select a window preset by name ("lung", "mediastinum", "bone", "header")."""
+        i = self.window_box.findText(name)
+        if i >= 0:
+            self.window_box.setCurrentIndex(i)
+            self._on_window_box_changed(name)
+
+    def fit(self) -> None:
+        self.viewbox.autoRange(items=[self.image], padding=0.0)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key = QtCore.Qt.Key(event.key())
+        if key in _NAV_KEYS:
+            self.set_index(self.index + _NAV_KEYS[key])
+        elif key == QtCore.Qt.Key.Key_Home:
+            self.set_index(0)
+        elif key == QtCore.Qt.Key.Key_End and self.series is not None:
+            self.set_index(len(self.series) - 1)
+        else:
+            super().keyPressEvent(event)
 
     def _on_window_box_changed(self, name: str) -> None:
-        if name == "header" and self._series is not None and self._series.info.window is not None:
-            self.set_window(self._series.info.window)
+        if name == "header" and self.series is not None and self.series.info.window is not None:
+            self.set_window(self.series.info.window)
         elif name in PRESETS:
             self.set_window(PRESETS[name])
 
+    def _on_window_dragged(self, dx: float, dy: float) -> None:
+        w = self._window
+        step = max(w.width, 1e-3) / 200.0  # 200 px of drag double or halve nothing abruptly
+        self.set_window(Window(max(w.width + dx * step, 1e-3), w.level - dy * step, "custom"))
+
     def _on_slider_value_changed(self, value: int) -> None:
         self._show()
+        self.strip.set_current(value)
         self.slice_changed.emit(value)
 
+    def _on_mouse_moved(self, pos: QtCore.QPointF) -> None:
+        if self._pixels is None or not self.viewbox.sceneBoundingRect().contains(pos):
+            self.hovered.emit("")
+            return
+        point = self.viewbox.mapSceneToView(pos)
+        col, row = int(np.floor(point.x())), int(np.floor(point.y()))
+        rows, cols = self._pixels.shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            self.hovered.emit("")
+            return
+        value = float(self._pixels[row, col])
+        unit = " HU" if self.series is not None and self.series.info.unit == "HU" else ""
+        lps = ""
+        if self.series is not None:
+            x, y, z = (self.series.geometry.affine @ np.array([col, row, self.index, 1.0]))[:3]
+            lps = f"  ({x:.1f}, {y:.1f}, {z:.1f}) mm"
+        self.hovered.emit(f"x {col}  y {row}: {value:.0f}{unit}{lps}")
+
     def _show(self) -> None:
-        if self._series is None:
+        if self.series is None:
             return
         index = self.slider.value()
-        pixels = self._series.slice(index)
-        self.image.setImage(np.asarray(pixels), levels=(self._window.low, self._window.high), autoLevels=False)
-        pos = self._series.geometry.positions_mm[index]
+        self._pixels = np.asarray(self.series.slice(index))
+        self.image.setImage(self._pixels, levels=(self._window.low, self._window.high), autoLevels=False)
+        pos = self.series.geometry.positions_mm[index]
         self.slice_label.setText(
-            f"slice {index + 1}/{len(self._series)}  {pos:+.1f} mm  W{self._window.width:g} L{self._window.level:g}"
+            f"slice {index + 1}/{len(self.series)}  {pos:+.1f} mm  W{self._window.width:g} L{self._window.level:g}"
         )
 
 

@@ -17,6 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
     p.add_argument("--lesion-scale", type=float, default=1.0, help="lesion size multiplier (default 1)")
+    p.add_argument("--twins", action="store_true",
+                   help="also write each lesion patient's healthy twin (same anatomy and noise) as <id>T")  # fmt: skip
     p.set_defaults(run=run)
 
 
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             "ctlens synth: need --patients >= 1, --slices >= 4, an even --size >= 64, 0 < --lesion-scale <= 3"
         )
-    spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale)
+    spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale, args.twins)
     labels = synthesize(args.out, spec, progress=ProgressBar("synth"))
     print(f"wrote {args.patients} patient(s) to {args.out} (labels: {labels})")
     return 0

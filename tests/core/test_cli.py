@@ -77,6 +77,9 @@ def test_synth_command(tmp_path, capsys):
     assert code == 0
     assert (tmp_path / "s" / "labels.csv").is_file()
     assert len(list((tmp_path / "s" / "SYN001" / "CT").glob("*.dcm"))) == 4
+    code = main(["synth", "--out", str(tmp_path / "t"), "--patients", "1", "--slices", "6", "--size", "64",
+                 "--lesion-scale", "1.5", "--twins"])  # fmt: skip
+    assert code == 0 and len(list((tmp_path / "t" / "SYN001T" / "CT").glob("*.dcm"))) == 6
 
 
 def test_python_dash_m_desktop_help_needs_no_display():

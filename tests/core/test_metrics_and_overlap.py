@@ -66,3 +66,22 @@ def test_slices_without_lesion_have_no_score_not_zero():
     assert summarise([scores]).consistent_degree is None
     with pytest.raises(ValueError):
         score_slice(heat, np.zeros((4, 4), bool))
+
+
+def test_threshold_sweep_equals_score_slice_at_every_threshold():
+    from core.overlap import ThresholdSweep
+
+    rng = np.random.default_rng(3)
+    heat = rng.random((40, 50)).astype(np.float32)
+    heat[10:20, 10:20] += 0.5
+    heat /= heat.max()
+    lesion = np.zeros((40, 50), bool)
+    lesion[12:25, 8:18] = True
+    sweep = ThresholdSweep(heat, lesion)
+    for t in (0.0, 0.3, 0.7, float(heat[15, 15]), 0.95, 1.0):
+        want, got = score_slice(heat, lesion, t), sweep.scores(t)
+        assert got.consistent_degree == pytest.approx(want.consistent_degree)
+        assert got.iou == pytest.approx(want.iou) and got.dice == pytest.approx(want.dice)
+        assert got.pointing_game == want.pointing_game
+        assert sweep.support_size(t) == int(support_region(heat, t).sum())
+    assert not ThresholdSweep(heat, np.zeros_like(lesion)).scores(0.7).has_lesion

@@ -1,4 +1,4 @@
-"""The viewer window as a user sees it: the middle slice in the lung window."""
+"""The viewer window as a user drives it: open, scroll, window, overlay, threshold, overlap, cancel."""
 
 from __future__ import annotations
 
@@ -7,83 +7,176 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
+from PySide6 import QtCore
 
-from desktop.app import application
-from desktop.main_window import MainWindow
+from core.overlap import score_slice
+from desktop.overlay import outline
 
 
-def test_opens_middle_slice_with_lung_window(qtbot, synth_root):
-    application()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    assert window.open_path(synth_root / "SYN001")
+def test_opens_middle_slice_with_lung_window(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
     view = window.view
     assert view.index == 6
     assert view.window.name == "lung"
     assert "slice 7/12" in view.slice_label.text() and "W1500 L-600" in view.slice_label.text()
-    shown = view.image.image
-    np.testing.assert_array_equal(shown, window.study.series[0].slice(6))
+    np.testing.assert_array_equal(view.image.image, window.study.series[0].slice(6))
     assert tuple(view.image.levels) == (-1350.0, 150.0)
 
 
-def test_window_preset_changes_levels(qtbot, synth_root):
-    application()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.open_path(synth_root / "SYN001")
-    window.view.window_box.setCurrentText("mediastinum")
-    assert tuple(window.view.image.levels) == (-135.0, 215.0)
+def test_keys_and_wheel_scroll_slices_and_presets_change_levels(make_window, synth_root, qtbot):
+    window = make_window(synth_root / "SYN001")
+    view = window.view
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Down)
+    assert view.index == 7
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_PageUp)
+    assert view.index == 0  # clamped
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_End)
+    assert view.index == 11
+    view.viewbox.scrolled.emit(-1)  # one wheel notch towards the head
+    assert view.index == 10
+    np.testing.assert_array_equal(view.image.image, window.study.series[0].slice(10))
+    view.set_preset("mediastinum")
+    assert tuple(view.image.levels) == (-135.0, 215.0)
+    view.viewbox.window_dragged.emit(100.0, 0.0)  # right-drag to the right widens the window
+    assert view.window.width > 350 and view.window.name == "custom"
 
 
-def test_bad_path_shows_error_and_keeps_current_study(qtbot, synth_root, tmp_path):
-    application()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.open_path(synth_root / "SYN001")
+def test_analysis_fills_strip_verdict_and_heatmap(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    results = window.results
+    assert results is not None and results.complete
+    strip = window.view.strip
+    assert strip.known.all()
+    np.testing.assert_allclose(strip.probabilities, results.probabilities)
+    verdict = window.verdict_panel.verdict
+    assert verdict is not None and window.verdict_panel.suspicious.count() == len(verdict.suspicious)
+    assert ("COVID lesion" if verdict.positive else "No lesion") in window.verdict_panel.verdict_label.text()
+    heat = window.view.overlays.heat_item.image
+    assert heat.shape == (128, 128) and heat.min() >= 0 and heat.max() <= 1
+    assert window.view.overlays.heat_item.isVisible()
+    window.verdict_panel.suspicious.itemClicked.emit(window.verdict_panel.suspicious.item(0))
+    assert window.view.index == verdict.suspicious[0]
+    strip.slice_clicked.emit(2)
+    assert window.view.index == 2 and strip.current == 2
+
+
+def test_threshold_moves_support_outline_and_overlap_numbers(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    lesion_slices = window._lesions.lesion_slices
+    assert lesion_slices
+    index = lesion_slices[len(lesion_slices) // 2]
+    window.view.set_index(index)
+    overlays = window.view.overlays
+    heat = overlays.heatmap
+    mask = window._lesions.mask(index)
+    for t in (0.3, 0.7):
+        window.heatmap_panel.threshold.setValue(round(t * 100))
+        shown = overlays.support_item.image[..., 3] > 0
+        np.testing.assert_array_equal(shown, outline(heat > t))
+        want = score_slice(heat, mask, t)
+        assert window.overlap_panel.cell(0, 0) == f"{want.consistent_degree:.1%}"
+        assert window.overlap_panel.cell(2, 0) == f"{want.dice:.1%}"
+    assert window.overlap_panel.cell(0, 1) != "–"  # the study column is filled
+    lesion_shown = overlays.lesion_item.image[..., 3] > 0
+    np.testing.assert_array_equal(lesion_shown, outline(mask))
+
+
+def test_overlay_and_lesion_toggles(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    overlays = window.view.overlays
+    window.heat_action.trigger()
+    assert not overlays.heat_item.isVisible() and not overlays.support_item.isVisible()
+    window.heat_action.trigger()
+    assert overlays.heat_item.isVisible()
+    window.view.set_index(window._lesions.lesion_slices[0])
+    assert overlays.lesion_item.isVisible()
+    window.lesion_action.trigger()
+    assert not overlays.lesion_item.isVisible()
+    window.heatmap_panel.opacity.setValue(70)
+    assert overlays.heat_item.opacity() == pytest.approx(0.7)
+    window.heatmap_panel.colormap_box.setCurrentText("viridis")
+    assert overlays.colormap == "viridis"
+
+
+def test_slice_without_lesion_says_so(make_window, synth_root):
+    window = make_window(synth_root / "SYN002")  # the healthy patient has no annotations
+    assert window._lesions is None
+    assert window.overlap_panel.cell(0, 0) == "–"
+    assert window.overlap_panel.source_label.text() == "no annotations"
+
+
+def test_bad_path_shows_error_and_keeps_current_study(make_window, synth_root, tmp_path, qtbot):
+    window = make_window(synth_root / "SYN001")
     (tmp_path / "broken.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 40)
-    assert not window.open_path(tmp_path / "broken.dcm")
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000):
+        window.open_path(tmp_path / "broken.dcm")
     assert window.statusBar().currentMessage().startswith("Cannot open:")
     assert window.study is not None and len(window.study.series[0]) == 12
 
 
-def test_screenshot_command_renders_the_slice(tmp_path, synth_root):
-    out = tmp_path / "shot.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [sys.executable, "-m", "desktop", str(synth_root / "SYN001"), "--screenshot", str(out)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    img = np.asarray(Image.open(out).convert("L"))
-    assert img.shape[0] > 400 and img.shape[1] > 600
-    h, w = img.shape
-    centre = img[h // 3 : 2 * h // 3, int(w * 0.45) : int(w * 0.8)]  # inside the slice view
-    assert (centre < 100).mean() > 0.1 and (centre > 200).mean() > 0.05  # lungs dark, bone/tissue bright
+def test_mismatching_checkpoint_is_refused_in_one_line(make_window, tmp_path, qtbot):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=30_000)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000):
+        window.load_model(bad)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Cannot load model:") and "\n" not in message
 
 
-def test_non_ct_series_gets_its_header_or_an_automatic_window(qtbot):
+def test_cancel_stops_a_running_analysis(make_window, synth_root, qtbot):
+    window = make_window(synth_root / "SYN001")
+    with qtbot.waitSignal(window.engine.chunk, timeout=60_000):  # the first 4 of 12 slices are in
+        window.heatmap_panel.method_box.setCurrentIndex(window.heatmap_panel.method_box.findData("rise"))
+    with qtbot.waitSignal(window.engine.failed, timeout=60_000) as failed:
+        window.cancel_button.click()
+    assert failed.args[1:] == ["analysis", "cancelled"]
+    assert "cancelled" in window.verdict_panel.verdict_label.text()
+    assert not window.results.complete
+
+
+def test_non_ct_series_gets_its_header_or_an_automatic_window(make_window):
     from pydicom.data import get_testdata_file
 
-    application()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    assert window.open_path(get_testdata_file("MR_small.dcm", download=False))
+    window = make_window(get_testdata_file("MR_small.dcm", download=False))
     view = window.view
-    shown = view.image.image
     low, high = view.image.levels
     assert view.window.name in ("header", "auto")
-    assert low < float(shown.mean()) < high  # the anatomy is inside the window, not clipped away
+    assert low < float(view.image.image.mean()) < high  # the anatomy is inside the window, not clipped away
 
 
-def test_scrolling_keeps_the_users_zoom(qtbot, synth_root):
-    application()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.open_path(synth_root / "SYN001")
+def test_scrolling_keeps_the_users_zoom(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
     view = window.view
     view.viewbox.setRange(xRange=(10, 50), yRange=(20, 60), padding=0)
     zoomed = view.viewbox.viewRange()
-    view.slider.setValue(3)
+    view.set_index(3)
     assert view.index == 3 and view.viewbox.viewRange() == zoomed
     np.testing.assert_array_equal(view.image.image, window.study.series[0].slice(3))
+
+
+def test_screenshot_command_renders_slice_and_heatmap(tmp_path, synth_root, tiny_model):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    shots = {}
+    for overlay in ("off", "on"):
+        out = tmp_path / f"shot-{overlay}.png"
+        result = subprocess.run(
+            [sys.executable, "-m", "desktop", str(synth_root / "SYN001"), "--model", str(tiny_model),
+             "--screenshot", str(out), "--overlay", overlay, "--threshold", "0.5", "--slice", "5"],
+            capture_output=True, text=True, timeout=180, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        shots[overlay] = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    img = shots["off"]
+    assert img.shape[0] > 400 and img.shape[1] > 800
+    gray = img.mean(-1)
+    h, w = gray.shape
+    centre = gray[h // 3 : 2 * h // 3, int(w * 0.35) : int(w * 0.6)]  # inside the slice view
+    assert (centre < 100).mean() > 0.1 and (centre > 200).mean() > 0.02  # lungs dark, bone/tissue bright
+    on = shots["on"][h // 4 : 3 * h // 4, int(w * 0.25) : int(w * 0.7)]
+    off = img[h // 4 : 3 * h // 4, int(w * 0.25) : int(w * 0.7)]
+    saturation = lambda rgb: (rgb.max(-1) - rgb.min(-1)).mean()  # noqa: E731
+    assert saturation(on) > saturation(off) + 20  # the colour heatmap is drawn over the gray slice

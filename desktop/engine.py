@@ -1,0 +1,157 @@
+"""The UI's one door to ``core``: heavy work runs on one worker thread, results come back as signals.
+
+Jobs run one at a time in submission order. Every job gets a ticket; a newer job of the same
+kind makes older results stale (the window ignores chunks whose ticket is not current), and
+:meth:`Engine.cancel` stops the running job at its next checkpoint. The model lives here, on
+the worker side: the UI only ever sees its :class:`~core.model.card.ModelCard`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+from torch import nn
+
+from core.errors import Cancelled, CTLensError
+from core.explain.series import SeriesExplanation, explain_series
+from core.io.series import Series
+from core.io.study import open_study
+from core.model.card import ModelCard
+from core.model.checkpoint import load_checkpoint
+from core.model.device import pick_device
+from desktop.results import build_sweeps
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    path: Path
+    card: ModelCard
+    device: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Results for slices ``start .. start + len(probabilities)`` of an analysis."""
+
+    ticket: int
+    start: int
+    probabilities: np.ndarray  # (n, K)
+    raw: np.ndarray  # (n, h, w)
+
+
+class Engine(QtCore.QObject):
+    started = QtCore.Signal(int, str)  # ticket, title
+    progress = QtCore.Signal(int, int, int)  # ticket, done, total
+    chunk = QtCore.Signal(object)  # Chunk
+    finished = QtCore.Signal(int, str, object)  # ticket, kind, result
+    failed = QtCore.Signal(int, str, str)  # ticket, kind, one-line message
+    idle = QtCore.Signal()
+
+    def __init__(self, device: str = "auto", *, batch_size: int | None = None,
+                 parent: QtCore.QObject | None = None) -> None:  # fmt: skip
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctlens-engine")
+        self._tickets = itertools.count(1)
+        self._cancel = threading.Event()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._device = device
+        self._batch_size = batch_size  # slices per network pass; default 8 on CPU (prompt updates), 32 on GPU
+        self._model: tuple[nn.Module, ModelCard] | None = None
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def open_study(self, path: str | Path | list[str]) -> int:
+        name = f"{len(path)} files" if isinstance(path, list) else Path(path).name
+        return self._submit("study", f"Opening {name}", lambda t: open_study(path, cancel=self._cancel.is_set))
+
+    def load_model(self, path: str | Path | None = None) -> int:
+        """Load a checkpoint; ``None`` loads the demo model, training it on first use."""
+        title = "Loading model" if path is not None else "Preparing the demo model"
+        return self._submit("model", title, lambda t: self._load_model(t, path))
+
+    def analyse(self, series: Series, *, method: str = "gradcam", target: int | None = None) -> int:
+        """Diagnose and explain every slice of ``series``; chunks stream as they are computed."""
+        return self._submit("analysis", f"Analysing {len(series)} slices", lambda t: self._analyse(t, series, method,
+                                                                                                  target))  # fmt: skip
+
+    def overlap_sweeps(self, raw: np.ndarray, masks: dict[int, np.ndarray], shape: tuple[int, int]) -> int:
+        """Per-slice threshold sweeps of heatmap vs lesion (result: dict slice -> ThresholdSweep)."""
+        return self._submit("sweeps", "Scoring overlap with lesions", lambda t: build_sweeps(raw, masks, shape))
+
+    def cancel(self) -> None:
+        """Stop the running job (and any queued) at the next checkpoint."""
+        self._cancel.set()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._pending > 0
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- worker side --------------------------------------------------------------------------
+
+    def _submit(self, kind: str, title: str, work: Callable[[int], Any]) -> int:
+        ticket = next(self._tickets)
+        with self._lock:
+            self._pending += 1
+        future = self._pool.submit(self._run, ticket, kind, title, work)
+        future.add_done_callback(self._done)
+        return ticket
+
+    def _run(self, ticket: int, kind: str, title: str, work: Callable[[int], Any]) -> None:
+        if self._cancel.is_set():
+            self.failed.emit(ticket, kind, "cancelled")
+            return
+        self.started.emit(ticket, title)
+        try:
+            result = work(ticket)
+        except Cancelled:
+            self.failed.emit(ticket, kind, "cancelled")
+        except (CTLensError, OSError, ValueError) as exc:
+            self.failed.emit(ticket, kind, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a bug in one job must not take the viewer down
+            self.failed.emit(ticket, kind, f"{type(exc).__name__}: {exc}")
+        else:
+            self.finished.emit(ticket, kind, result)
+
+    def _done(self, _: Future[None]) -> None:
+        with self._lock:
+            self._pending -= 1
+            now_idle = self._pending == 0
+            if now_idle:
+                self._cancel.clear()
+        if now_idle:
+            self.idle.emit()
+
+    def _load_model(self, ticket: int, path: str | Path | None) -> LoadedModel:
+        if path is None:
+            from core.demo import ensure_demo_model
+
+            path = ensure_demo_model(progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._cancel.is_set)
+        device = pick_device(self._device)
+        model, card = load_checkpoint(Path(path), device=device)
+        self._model = (model, card)
+        return LoadedModel(Path(path), card, device.type.upper())
+
+    def _analyse(self, ticket: int, series: Series, method: str, target: int | None) -> SeriesExplanation:
+        if self._model is None:
+            raise CTLensError("no model loaded")
+        model, card = self._model
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        return explain_series(
+            model, card, series, method=method, target=target, batch_size=self._batch_size or (8 if on_cpu else 32),
+            progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._cancel.is_set,
+            on_chunk=lambda start, probs, raw: self.chunk.emit(Chunk(ticket, start, probs, raw)),
+        )  # fmt: skip

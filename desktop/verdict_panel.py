@@ -1,0 +1,75 @@
+"""The verdict panel: the study verdict with its rule, and the most suspicious slices."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from core.diagnose import RULES, StudyVerdict, study_verdict
+
+RULE_NAMES = {"topk": "mean of top 3 slices", "max": "most suspicious slice", "fraction": "fraction of slices > 0.5"}
+
+
+class VerdictPanel(QtWidgets.QGroupBox):
+    slice_requested = QtCore.Signal(int)
+    rule_changed = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Verdict", parent)
+        self.verdict_label = QtWidgets.QLabel("no diagnosis yet")
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.model_label = QtWidgets.QLabel("")
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet("color: gray")
+        self.rule_box = QtWidgets.QComboBox()
+        for rule in ("topk", "max", "fraction"):
+            assert rule in RULES
+            self.rule_box.addItem(RULE_NAMES[rule], rule)
+        self.rule_box.setToolTip("How per-slice probabilities combine into the study verdict")
+        self.suspicious = QtWidgets.QListWidget()
+        self.suspicious.setMaximumHeight(110)
+        form = QtWidgets.QFormLayout()
+        form.addRow("Rule", self.rule_box)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.verdict_label)
+        layout.addLayout(form)
+        layout.addWidget(QtWidgets.QLabel("Most suspicious slices"))
+        layout.addWidget(self.suspicious)
+        layout.addWidget(self.model_label)
+        self.rule_box.currentIndexChanged.connect(lambda _: self.rule_changed.emit(self.rule))
+        self.suspicious.itemActivated.connect(self._on_item)
+        self.suspicious.itemClicked.connect(self._on_item)
+        self.verdict: StudyVerdict | None = None
+
+    @property
+    def rule(self) -> str:
+        return str(self.rule_box.currentData())
+
+    def clear(self, message: str = "no diagnosis yet") -> None:
+        self.verdict = None
+        self.verdict_label.setText(message)
+        self.suspicious.clear()
+
+    def show_probabilities(self, probabilities: np.ndarray, complete: bool) -> None:
+        """Update from the lesion probabilities known so far (``complete`` when every slice is in)."""
+        if probabilities.size == 0:
+            self.clear()
+            return
+        self.verdict = study_verdict(probabilities, self.rule)
+        positive = self.verdict.positive
+        colour = "#e6463a" if positive else "#5a96dc"
+        text = "COVID lesion" if positive else "No lesion"
+        partial = "" if complete else f" <i>({probabilities.size} slices so far)</i>"
+        self.verdict_label.setText(
+            f"<span style='font-size:15pt; font-weight:600; color:{colour}'>{text}</span><br>"
+            f"score {self.verdict.score:.2f} ({self.verdict.rule}){partial}"
+        )
+        self.suspicious.clear()
+        for index in self.verdict.suspicious:
+            item = QtWidgets.QListWidgetItem(f"slice {index + 1}: p = {probabilities[index]:.2f}")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
+            self.suspicious.addItem(item)
+
+    def _on_item(self, item: QtWidgets.QListWidgetItem) -> None:
+        self.slice_requested.emit(int(item.data(QtCore.Qt.ItemDataRole.UserRole)))
