@@ -55,7 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.verdict_panel = VerdictPanel()
         self.heatmap_panel = HeatmapPanel()
         self.overlap_panel = OverlapPanel()
-        left = QtWidgets.QDockWidget("Series", self)
+        left = self.series_dock = QtWidgets.QDockWidget("Series", self)
         left.setObjectName("series")
         left.setWidget(self.series_list)
         left.setMaximumWidth(260)
@@ -207,12 +207,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self._show_model(result)
         elif kind == "analysis":
             self._update_verdict()
-            self._start_sweeps()
             self.statusBar().showMessage(f"Analysed {len(self.series or [])} slices", 5000)
+            self._start_sweeps()
         elif kind == "sweeps" and self.results is not None:
             assert isinstance(result, dict)
             self.results.sweeps = result
             self._update_overlap()
+            self.statusBar().showMessage(f"Analysed {len(self.results.known)} slices", 5000)
             self.analysis_done.emit()
 
     def _on_chunk(self, chunk: Chunk) -> None:
@@ -233,6 +234,7 @@ class MainWindow(QtWidgets.QMainWindow):
             for s in study.series:
                 self.series_list.addItem(f"{s.info.description or s.info.unit} ({len(s)} slices)")
             self.series_list.setCurrentRow(0)
+        self.series_dock.setVisible(len(study.series) > 1)
         fields = study.series[0].info.fields
         who = " · ".join(v for v in (fields.get("PatientID"), fields.get("StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
