@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.errors import CTLensError
 from core.io.annotations import LesionAnnotation
 from core.io.series import Series
 from core.io.study import Study
@@ -22,6 +23,13 @@ from desktop.study_view import StudyView
 from desktop.verdict_panel import VerdictPanel
 
 PRESET_KEYS = ("lung", "mediastinum", "bone", "header")  # on keys 1-4
+MAX_RECENT = 8
+OPEN_FILTER = "Studies (*.dcm *.DCM DICOMDIR *.nii *.nii.gz *.png *.jpg *.jpeg);;All (*)"
+NAVIGATION_KEYS = (
+    ("Wheel, ↑ ↓ ← →", "previous / next slice"), ("PageUp / PageDown", "10 slices back / on"),
+    ("Home / End", "first / last slice"), ("Ctrl+wheel", "zoom"), ("Left-drag", "pan"),
+    ("Double-click", "fit"), ("Right-drag, Ctrl+left-drag", "window width (horizontal) and level (vertical)"),
+)  # fmt: skip
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -40,9 +48,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tickets: dict[str, int] = {}
         self._lesions: LesionAnnotation | None = None
         self._opening = ""
+        self._opening_path: str | None = None
+        self.settings = QtCore.QSettings()
         self._build_widgets()
         self._build_menus()
+        self._restore_preferences()
         self._connect()
+        self.setAcceptDrops(True)
         self.statusBar().showMessage("Open a study with File ▸ Open folder")
         self.load_model(model_path)
 
@@ -88,7 +100,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "Open &folder…", self._on_open_folder, QtGui.QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open fi&les…", self._on_open_files, "Ctrl+Shift+O")
+        self._action(file_menu, "Open fi&les / DICOMDIR…", self._on_open_files, "Ctrl+Shift+O")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Export view as PNG…", self._on_export_png, "Ctrl+E")
+        self._action(file_menu, "Export per-slice results as &CSV…", self._on_export_csv, "Ctrl+Shift+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -103,6 +119,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(model_menu, "&Open checkpoint…", self._on_open_model)
         self._action(model_menu, "Use the &demo model", lambda: self.load_model(None))
         self._action(model_menu, "&Re-analyse the series", self.analyse)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self._on_shortcuts, "F1")
+        self._action(help_menu, "&About CTLens", self._on_about)
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None) -> QtGui.QAction:  # noqa: ANN001
         action = QtGui.QAction(text, self)
@@ -142,6 +161,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Errors show in the status bar and the current study stays.
         """
         self._tickets["study"] = self.engine.open_study(path)
+        self._opening_path = str(path) if not isinstance(path, list) else None
         first = Path(path[0]) if isinstance(path, list) else Path(path)
         self._opening = first.name if not isinstance(path, list) or len(path) == 1 else f"{len(path)} files"
 
@@ -164,8 +184,61 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_slice_changed(self.view.index)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._save_preferences()
         self.engine.shutdown()
         super().closeEvent(event)
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths if len(paths) > 1 else paths[0])
+
+    # -- preferences --------------------------------------------------------------------------
+
+    def _restore_preferences(self) -> None:
+        st, hp = self.settings, self.heatmap_panel
+        hp.colormap_box.setCurrentText(str(st.value("heatmap/colormap", "jet")))
+        hp.opacity.setValue(int(st.value("heatmap/opacity", 40)))
+        hp.threshold.setValue(int(st.value("heatmap/threshold", 70)))
+        hp.style_box.setCurrentText(str(st.value("heatmap/support", "outline")))
+        self.view.overlays.set_colormap(hp.colormap_box.currentText())
+        self.view.overlays.set_opacity(hp.opacity.value() / 100)
+        self.view.overlays.set_threshold(hp.threshold_value)
+        self.view.overlays.set_support_style(hp.style_box.currentText())
+        self.view.set_preset(str(st.value("view/window", "lung")))
+        self._update_recent_menu()
+
+    def _save_preferences(self) -> None:
+        st, hp = self.settings, self.heatmap_panel
+        st.setValue("heatmap/colormap", hp.colormap_box.currentText())
+        st.setValue("heatmap/opacity", hp.opacity.value())
+        st.setValue("heatmap/threshold", hp.threshold.value())
+        st.setValue("heatmap/support", hp.style_box.currentText())
+        if self.view.window.name in PRESET_KEYS:
+            st.setValue("view/window", self.view.window.name)
+        st.sync()
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in self._recent() if p != path]
+        self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+        self.settings.setValue("last_folder", str(Path(path).parent if Path(path).is_file() else Path(path)))
+        self._update_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [str(v) for v in (value if isinstance(value, list) else [value] if value else [])]
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self._recent():
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self._recent()))
 
     # -- engine results -----------------------------------------------------------------------
 
@@ -243,6 +316,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().setToolTip("\n".join(study.warnings))
         self.setWindowTitle(f"CTLens — {name}")
         self._show_series(study.series[0])
+        if isinstance(self._opening_path, str):
+            self._remember(self._opening_path)
         self.study_loaded.emit(study)
 
     def _show_series(self, series: Series) -> None:
@@ -309,13 +384,17 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- dialogs ------------------------------------------------------------------------------
 
     def _on_open_folder(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open study folder")
+        start = str(self.settings.value("last_folder", ""))
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open study folder", start)
         if folder:
             self.open_path(folder)
 
     def _on_open_files(self) -> None:
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
-            self, "Open study files", "", "Studies (*.dcm *.DCM DICOMDIR *.nii *.nii.gz *.png *.jpg *.jpeg);;All (*)"
+            self,
+            "Open study files",
+            str(self.settings.value("last_folder", "")),
+            "Studies (*.dcm *.DCM DICOMDIR *.nii *.nii.gz *.png *.jpg *.jpeg);;All (*)",
         )
         if files:
             self.open_path(files if len(files) > 1 else files[0])
@@ -324,3 +403,81 @@ class MainWindow(QtWidgets.QMainWindow):
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open checkpoint", "", "CTLens model (*.safetensors)")
         if path:
             self.load_model(path)
+
+    def _sources(self) -> list[Path]:
+        return [Path(p) for p in (self.study.source.split(", ") if self.study is not None else [])]
+
+    def _on_export_png(self) -> None:
+        if self.series is None:
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export view", "ctlens-view.png", "PNG (*.png)")
+        if path:
+            self.export_png(Path(path))
+
+    def export_png(self, path: Path) -> bool:
+        """The slice view as shown (overlays included when visible) with a legend strip."""
+        from desktop.export import view_png
+
+        verdict = self.verdict_panel.verdict
+        caption = f"slice {self.view.index + 1}/{len(self.series or [])}"
+        if verdict is not None:
+            caption += f" · study: {verdict.describe()}"
+        hp = self.heatmap_panel
+        colormap = hp.colormap_box.currentText() if self.view.overlays.heat_item.isVisible() else None
+        pixmap = self.view.graphics.grab()
+        return self._export(
+            lambda: view_png(path, pixmap, colormap=colormap, threshold=hp.threshold_value, caption=caption,
+                             sources=self._sources()), path,
+        )  # fmt: skip
+
+    def _on_export_csv(self) -> None:
+        if self.results is None:
+            self.statusBar().showMessage("Nothing to export: the series has not been analysed")
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export results", "ctlens-slices.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path) -> bool:
+        from desktop.export import results_csv
+
+        if self.results is None or self.series is None:
+            return False
+        series, results, t = self.series, self.results, self.heatmap_panel.threshold_value
+        return self._export(lambda: results_csv(path, series, results, t, self._sources()), path)
+
+    def _export(self, write, path: Path) -> bool:  # noqa: ANN001
+        try:
+            write()
+        except (CTLensError, OSError) as exc:
+            self.statusBar().showMessage(f"Cannot export: {exc}")
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 5000)
+        return True
+
+    def _on_shortcuts(self) -> None:
+        rows = [(a.shortcut().toString(QtGui.QKeySequence.SequenceFormat.NativeText), a.text().replace("&", ""))
+                for menu in self.menuBar().findChildren(QtWidgets.QMenu) for a in menu.actions()
+                if not a.shortcut().isEmpty()]  # fmt: skip
+        rows += list(NAVIGATION_KEYS)
+        html = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in rows)
+        QtWidgets.QMessageBox.information(self, "Keyboard shortcuts", f"<table>{html}</table>")
+
+    def _on_about(self) -> None:
+        QtWidgets.QMessageBox.about(self, "About CTLens", about_text(self.model))
+
+
+def about_text(model: LoadedModel | None) -> str:
+    import pydicom
+    import pyqtgraph
+    import PySide6
+    import torch
+
+    from core import __version__
+
+    device = model.device if model is not None else "no model loaded"
+    return (
+        f"<b>CTLens {__version__}</b><br>Inspectable deep-learning CT diagnosis after Wan, Zhou &amp; Zhang, "
+        f"Entropy 2021.<br><br>torch {torch.__version__} · PySide6 {PySide6.__version__} · "
+        f"pyqtgraph {pyqtgraph.__version__} · pydicom {pydicom.__version__}<br>Device: {device}"
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PySide6 import QtCore
 
 from core.model.build import build_classifier
 from core.model.card import ModelCard
@@ -25,8 +26,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_window(qtbot, tiny_model):
-    """``make_window(study_path)``: a window on the tiny model, returned once the study is analysed."""
+def make_window(qtbot, tiny_model, tmp_path):
+    """``make_window(study_path)``: a window on the tiny model, returned once the study is analysed.
+
+    Preferences go to an INI file under the test's tmp_path, not the user's settings.
+    """
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings")
+    )
 
     def make(study: Path | None = None) -> MainWindow:
         application()

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from core.overlap import score_slice
 from desktop.overlay import outline
@@ -159,7 +159,7 @@ def test_scrolling_keeps_the_users_zoom(make_window, synth_root):
 
 
 def test_screenshot_command_renders_slice_and_heatmap(tmp_path, synth_root, tiny_model):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
     shots = {}
     for overlay in ("off", "on"):
         out = tmp_path / f"shot-{overlay}.png"
@@ -180,3 +180,59 @@ def test_screenshot_command_renders_slice_and_heatmap(tmp_path, synth_root, tiny
     off = img[h // 4 : 3 * h // 4, int(w * 0.25) : int(w * 0.7)]
     saturation = lambda rgb: (rgb.max(-1) - rgb.min(-1)).mean()  # noqa: E731
     assert saturation(on) > saturation(off) + 20  # the colour heatmap is drawn over the gray slice
+
+
+def test_exports_csv_and_png_but_never_into_the_study(make_window, synth_root, tmp_path):
+    import csv
+
+    window = make_window(synth_root / "SYN001")
+    out = tmp_path / "out"
+    assert window.export_csv(out / "slices.csv")
+    with open(out / "slices.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and rows[0]["slice"] == "1"
+    np.testing.assert_allclose([float(r["p_lesion"]) for r in rows], window.results.probabilities, atol=1e-6)
+    lesion_rows = [r for r in rows if r["has_lesion"] == "1"]
+    assert len(lesion_rows) == len(window._lesions.lesion_slices) and all(r["consistent_degree"] for r in lesion_rows)
+    assert window.export_png(out / "view.png")
+    png = Image.open(out / "view.png")
+    assert png.height == window.view.graphics.height() + 44  # the legend strip
+    before = sorted(p.name for p in (synth_root / "SYN001").rglob("*"))
+    assert not window.export_csv(synth_root / "SYN001" / "slices.csv")
+    assert window.statusBar().currentMessage().startswith("Cannot export:")
+    assert sorted(p.name for p in (synth_root / "SYN001").rglob("*")) == before
+
+
+def test_preferences_and_recent_studies_persist(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    window.heatmap_panel.threshold.setValue(55)
+    window.heatmap_panel.colormap_box.setCurrentText("magma")
+    window.close()
+    again = make_window()
+    assert again.heatmap_panel.threshold_value == pytest.approx(0.55)
+    assert again.view.overlays.threshold == pytest.approx(0.55) and again.view.overlays.colormap == "magma"
+    assert [a.text() for a in again.recent_menu.actions()] == [str(synth_root / "SYN001")]
+
+
+def test_dropping_a_folder_opens_it(make_window, synth_root, qtbot):
+    from PySide6 import QtGui
+
+    window = make_window()
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(synth_root / "SYN002"))])
+    drop = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    with qtbot.waitSignal(window.study_loaded, timeout=30_000):
+        window.dropEvent(drop)
+    assert window.study is not None and "SYN002" in window.windowTitle()
+
+
+def test_help_lists_shortcuts_and_about_names_versions(make_window):
+    import torch
+
+    from desktop.main_window import about_text
+
+    window = make_window()
+    shortcuts = {a.shortcut().toString() for m in window.menuBar().findChildren(QtWidgets.QMenu) for a in m.actions()}
+    assert {"H", "A", "1", "2", "3", "4", "F1"} <= shortcuts
+    assert torch.__version__ in about_text(None) and "no model loaded" in about_text(None)
