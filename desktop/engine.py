@@ -22,6 +22,7 @@ from torch import nn
 
 from core.errors import Cancelled, CTLensError
 from core.explain.series import SeriesExplanation, explain_series
+from core.io.annotations import load_annotation
 from core.io.series import Series
 from core.io.study import open_study
 from core.model.card import ModelCard
@@ -82,6 +83,10 @@ class Engine(QtCore.QObject):
         """Diagnose and explain every slice of ``series``; chunks stream as they are computed."""
         return self._submit("analysis", f"Analysing {len(series)} slices", lambda t: self._analyse(t, series, method,
                                                                                                   target))  # fmt: skip
+
+    def load_annotation(self, path: Path, series: Series) -> int:
+        """Lesion labels for ``series`` from a SEG, NIfTI volume or PNG-mask folder."""
+        return self._submit("annotation", f"Loading {path.name}", lambda t: load_annotation(path, series))
 
     def overlap_sweeps(self, raw: np.ndarray, masks: dict[int, np.ndarray], shape: tuple[int, int]) -> int:
         """Per-slice threshold sweeps of heatmap vs lesion (result: dict slice -> ThresholdSweep)."""

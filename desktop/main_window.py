@@ -18,6 +18,7 @@ from core.io.study import Study
 from core.pixels import PRESETS
 from desktop.engine import Chunk, Engine, LoadedModel
 from desktop.heatmap_panel import HeatmapPanel, OverlapPanel
+from desktop.info_panel import InfoPanel, shown_value
 from desktop.results import SeriesResults
 from desktop.study_view import StudyView
 from desktop.verdict_panel import VerdictPanel
@@ -67,6 +68,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.verdict_panel = VerdictPanel()
         self.heatmap_panel = HeatmapPanel()
         self.overlap_panel = OverlapPanel()
+        self.info_panel = InfoPanel()
         left = self.series_dock = QtWidgets.QDockWidget("Series", self)
         left.setObjectName("series")
         left.setWidget(self.series_list)
@@ -75,7 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
         side = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(side)
         column.setContentsMargins(4, 4, 4, 4)
-        for panel in (self.verdict_panel, self.heatmap_panel, self.overlap_panel):
+        for panel in (self.verdict_panel, self.heatmap_panel, self.overlap_panel, self.info_panel):
             column.addWidget(panel)
         column.addStretch(1)
         scroll = QtWidgets.QScrollArea()
@@ -102,6 +104,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "Open &folder…", self._on_open_folder, QtGui.QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open fi&les / DICOMDIR…", self._on_open_files, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "Load &annotations…", self._on_load_annotations, "Ctrl+L")
         file_menu.addSeparator()
         self._action(file_menu, "&Export view as PNG…", self._on_export_png, "Ctrl+E")
         self._action(file_menu, "Export per-slice results as &CSV…", self._on_export_csv, "Ctrl+Shift+E")
@@ -119,6 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(model_menu, "&Open checkpoint…", self._on_open_model)
         self._action(model_menu, "Use the &demo model", lambda: self.load_model(None))
         self._action(model_menu, "&Re-analyse the series", self.analyse)
+        self._action(model_menu, "Model &card…", self._on_model_card)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self._on_shortcuts, "F1")
         self._action(help_menu, "&About CTLens", self._on_about)
@@ -211,6 +215,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.overlays.set_threshold(hp.threshold_value)
         self.view.overlays.set_support_style(hp.style_box.currentText())
         self.view.set_preset(str(st.value("view/window", "lung")))
+        self.info_panel.hide_box.setChecked(str(st.value("privacy/hide_identity", "false")).lower() == "true")
         self._update_recent_menu()
 
     def _save_preferences(self) -> None:
@@ -219,6 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
         st.setValue("heatmap/opacity", hp.opacity.value())
         st.setValue("heatmap/threshold", hp.threshold.value())
         st.setValue("heatmap/support", hp.style_box.currentText())
+        st.setValue("privacy/hide_identity", self.info_panel.hide_identity)
         if self.view.window.name in PRESET_KEYS:
             st.setValue("view/window", self.view.window.name)
         st.sync()
@@ -266,7 +272,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.verdict_panel.clear(f"analysis {message}" if message == "cancelled" else f"analysis failed: {message}")
         if kind == "model" and self._current(kind, ticket):
             self.device_label.setText("no model")
-        what = {"study": "Cannot open", "model": "Cannot load model", "analysis": "Analysis", "sweeps": "Overlap"}
+        what = {"study": "Cannot open", "model": "Cannot load model", "analysis": "Analysis", "sweeps": "Overlap",
+                "annotation": "Cannot load annotations"}  # fmt: skip
         self.statusBar().showMessage(f"{what.get(kind, kind)}: {message}")
 
     def _on_job_finished(self, ticket: int, kind: str, result: object) -> None:
@@ -282,6 +289,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self._update_verdict()
             self.statusBar().showMessage(f"Analysed {len(self.series or [])} slices", 5000)
             self._start_sweeps()
+        elif kind == "annotation":
+            assert isinstance(result, LesionAnnotation)
+            self._set_lesions(result)
+            if self.results is not None and self.results.complete:
+                self._start_sweeps()
         elif kind == "sweeps" and self.results is not None:
             assert isinstance(result, dict)
             self.results.sweeps = result
@@ -309,7 +321,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.series_list.setCurrentRow(0)
         self.series_dock.setVisible(len(study.series) > 1)
         fields = study.series[0].info.fields
-        who = " · ".join(v for v in (fields.get("PatientID"), fields.get("StudyDescription")) if v)
+        hide = self.info_panel.hide_identity
+        who = " · ".join(v for v in (shown_value(fields, k, hide) for k in ("PatientID", "StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
         name = self._opening or study.source
         self.statusBar().showMessage(f"{who or name}{note}")
@@ -322,16 +335,23 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_series(self, series: Series) -> None:
         self.series = series
+        self.info_panel.show_series(series)
         self.results = None
-        annotation = self.study.annotation_for(series) if self.study is not None else None
+        self._set_lesions(self.study.annotation_for(series) if self.study is not None else None, refresh=False)
+        self.view.set_series(series)
+        self.analyse()
+
+    def _set_lesions(self, annotation: LesionAnnotation | None, *, refresh: bool = True) -> None:
         self._lesions = annotation
+        if self.results is not None:
+            self.results.sweeps = {}
         self.overlap_panel.source_label.setText(
             "no annotations"
             if annotation is None
             else f"{Path(annotation.source).name}: lesions on {len(annotation.lesion_slices)} slices"
         )
-        self.view.set_series(series)
-        self.analyse()
+        if refresh:
+            self._on_slice_changed(self.view.index)
 
     def _show_model(self, loaded: LoadedModel) -> None:
         self.model = loaded
@@ -455,6 +475,34 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
 
+    def load_annotation(self, path: str | Path) -> None:
+        """Lesion labels for the current series from a SEG, NIfTI or PNG-mask folder (background job)."""
+        if self.series is not None:
+            self._tickets["annotation"] = self.engine.load_annotation(Path(path), self.series)
+
+    def _on_load_annotations(self) -> None:
+        if self.series is None:
+            return
+        start = str(self.settings.value("last_folder", ""))
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Load annotations (DICOM SEG or NIfTI; cancel to pick a PNG mask folder)", start,
+            "Annotations (*.dcm *.nii *.nii.gz);;All (*)",
+        )  # fmt: skip
+        if not path:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "PNG mask folder", start)
+        if path:
+            self.load_annotation(path)
+
+    def _on_model_card(self) -> None:
+        if self.model is None:
+            self.statusBar().showMessage("No model loaded")
+            return
+        box = QtWidgets.QMessageBox(self)
+        box.setWindowTitle("Model card")
+        box.setText(model_summary(self.model))
+        box.setDetailedText(self.model.card.to_json())
+        box.exec()
+
     def _on_shortcuts(self) -> None:
         rows = [(a.shortcut().toString(QtGui.QKeySequence.SequenceFormat.NativeText), a.text().replace("&", ""))
                 for menu in self.menuBar().findChildren(QtWidgets.QMenu) for a in menu.actions()
@@ -465,6 +513,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_about(self) -> None:
         QtWidgets.QMessageBox.about(self, "About CTLens", about_text(self.model))
+
+
+def model_summary(model: LoadedModel) -> str:
+    card = model.card
+    prep = card.preprocessing
+    val = card.metrics.get("val", {})
+    scores = ", ".join(f"{k} {val[k]:.3f}" for k in ("acc", "sensitivity", "specificity", "f1") if k in val)
+    return (
+        f"<b>{model.path.name}</b><br>{card.arch}, classes {' / '.join(card.classes)}, initialised {card.init}<br>"
+        f"input {prep.input_size}², window W{prep.window.width:g} L{prep.window.level:g}<br>"
+        f"trained on {card.training_data.get('root', 'unknown data')}<br>validation: {scores or 'not recorded'}<br>"
+        f"created {card.created} · running on {model.device}"
+    )
 
 
 def about_text(model: LoadedModel | None) -> str:

@@ -131,3 +131,28 @@ def seg_annotation(path: Path, candidates: Sequence[Series]) -> LesionAnnotation
         classes = {n: str(seg.get_segment_description(n).segment_label) for n in numbers}
         return LesionAnnotation(series.uid, labels, classes, str(path))
     return None
+
+
+def load_annotation(path: Path, series: Series) -> LesionAnnotation:
+    """Lesion labels for ``series`` from a DICOM SEG, a NIfTI volume or a folder of PNG masks.
+
+    Raises :class:`StudyReadError` with a one-line reason when ``path`` holds nothing for it.
+    """
+    from core.io.sniff import DICOM, NIFTI, sniff
+
+    if path.is_dir():
+        found = masks_for_images(series, path)
+        if found is None:
+            raise StudyReadError(f"{path.name}: no mask named like this series' images")
+        return found
+    if not path.is_file():
+        raise StudyReadError(f"{path}: no such file")
+    kind = sniff(path)
+    if kind == NIFTI:
+        return nifti_annotation(path, series)
+    if kind == DICOM:
+        seg = seg_annotation(path, [series])
+        if seg is None:
+            raise StudyReadError(f"{path.name}: this SEG does not reference the series' images")
+        return seg
+    raise StudyReadError(f"{path.name}: not a DICOM SEG, NIfTI volume or mask folder")

@@ -115,3 +115,25 @@ def test_synth_twins_are_extra_negative_patients(tmp_path):
     assert twins and all(r["label"] == "0" for r in twins)
     assert not any(r["patient"] == "SYN002T" for r in rows)  # healthy patients have no twin
     assert not (tmp_path / "SYN001T" / "lesions.seg.dcm").exists()
+
+
+def test_load_annotation_by_content_with_one_line_errors(synth_root, tmp_path):
+    import pytest
+
+    from core.errors import StudyReadError
+    from core.io.annotations import load_annotation
+
+    series = open_study(synth_root / "SYN001" / "CT").series[0]
+    seg = load_annotation(synth_root / "SYN001" / "lesions.seg.dcm", series)
+    nii = load_annotation(synth_root / "SYN001" / "lesions.nii.gz", series)
+    np.testing.assert_array_equal(seg.labels > 0, nii.labels > 0)
+    other = open_study(synth_root / "SYN002" / "CT").series[0]
+    for path, target, words in [
+        (synth_root / "SYN001" / "lesions.seg.dcm", other, "does not reference"),
+        (tmp_path / "missing.nii.gz", series, "no such file"),
+        (synth_root / "labels.csv", series, "not a DICOM SEG"),
+        (tmp_path, series, "no mask"),
+    ]:
+        with pytest.raises(StudyReadError, match=words) as info:
+            load_annotation(path, target)
+        assert "\n" not in str(info.value)

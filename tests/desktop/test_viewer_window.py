@@ -236,3 +236,37 @@ def test_help_lists_shortcuts_and_about_names_versions(make_window):
     shortcuts = {a.shortcut().toString() for m in window.menuBar().findChildren(QtWidgets.QMenu) for a in m.actions()}
     assert {"H", "A", "1", "2", "3", "4", "F1"} <= shortcuts
     assert torch.__version__ in about_text(None) and "no model loaded" in about_text(None)
+
+
+def test_info_panel_hides_identifying_fields(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    panel = window.info_panel
+    assert panel.values["PatientID"].text() == "SYN001"
+    assert panel.values["Modality"].text() == "CT" and "12 × 128×128" in panel.geometry_label.text()
+    panel.hide_box.setChecked(True)
+    assert panel.values["PatientID"].text() == "(hidden)" and panel.values["Modality"].text() == "CT"
+    panel.setChecked(False)  # collapse
+    assert not panel.body.isVisibleTo(panel)
+
+
+def test_load_annotations_from_nifti_and_bad_file(make_window, synth_root, qtbot, tmp_path):
+    window = make_window(synth_root / "SYN001")
+    with qtbot.waitSignal(window.analysis_done, timeout=30_000):
+        window.load_annotation(synth_root / "SYN001" / "lesions.nii.gz")
+    assert window._lesions.source.endswith("lesions.nii.gz")
+    assert "lesions.nii.gz" in window.overlap_panel.source_label.text()
+    assert window.overlap_panel.cell(0, 1) != "–"
+    (tmp_path / "junk.nii.gz").write_bytes(b"junk")
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000):
+        window.load_annotation(tmp_path / "junk.nii.gz")
+    assert window.statusBar().currentMessage().startswith("Cannot load annotations:")
+    assert window._lesions.source.endswith("lesions.nii.gz")  # the loaded ones stay
+
+
+def test_model_card_summary_names_the_model(make_window, tiny_model, qtbot):
+    from desktop.main_window import model_summary
+
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=30_000)
+    text = model_summary(window.model)
+    assert tiny_model.name in text and "alexnet" in text and "input 96²" in text and "acc 0.500" in text
