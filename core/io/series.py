@@ -38,6 +38,7 @@ class SeriesInfo:
     slice_names: tuple[str, ...] = ()  # file name (and frame) of each slice, in order
     sop_uids: tuple[str, ...] = ()  # SOPInstanceUID per slice ("" for non-DICOM)
     source: str = ""  # the folder (or file) the series was read from
+    files: tuple[str, ...] = ()  # the DICOM file of each slice (empty for other formats)
 
     @property
     def description(self) -> str:

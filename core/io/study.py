@@ -145,6 +145,7 @@ def _dicom_series(headers: Sequence[FileHeader]) -> tuple[list[Series], list[str
             slice_names=tuple(f.path.name + (f"[{f.frame}]" if f.n_frames_in_file > 1 else "") for f in ordered),
             sop_uids=tuple(f.sop_uid for f in ordered),
             source=str(ordered[0].path.parent),
+            files=tuple(str(f.path) for f in ordered),
         )
         shape = (len(ordered), ordered[0].rows, ordered[0].cols)
         series.append(Series(info, shape, geometry, DicomStackReader(ordered), notes + order_notes))

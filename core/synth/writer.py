@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import highdicom as hd
 import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from core import __version__
+from core.io.annotation_writer import nifti_image, seg_dataset
 from core.synth.phantom import CONSOLIDATION_LABEL, GGO_LABEL, PhantomVolume
 
 UID_PREFIX = "1.2.826.0.1.3680043.10.1461."  # a fixed root; instances derive from the seed
@@ -77,28 +77,9 @@ def write_series(vol: PhantomVolume, folder: Path, patient: str, seed: int) -> l
 
 def write_seg(vol: PhantomVolume, sources: list[Dataset], path: Path, patient: str, seed: int) -> None:
     """Lesion labels as a binary DICOM SEG with two segments (GGO, consolidation)."""
-    category = hd.sr.CodedConcept("49755003", "SCT", "Morphologically Altered Structure")
-    descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=number, segment_label=label, segmented_property_category=category,
-            segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-        )
-        for number, label, code, meaning in (
-            (GGO_LABEL, "ground-glass opacity", "3677008", "Ground glass opacity"),
-            (CONSOLIDATION_LABEL, "consolidation", "95436008", "Lung consolidation"),
-        )
-    ]  # fmt: skip
-    onehot = np.stack([vol.labels == GGO_LABEL, vol.labels == CONSOLIDATION_LABEL], axis=-1)
-    seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=onehot.astype(np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
-        series_instance_uid=_uid(seed, patient, "seg-series"), series_number=2,
-        sop_instance_uid=_uid(seed, patient, "seg"), instance_number=1,
-        manufacturer="CTLens", manufacturer_model_name="synthetic phantom",
-        software_versions=__version__, device_serial_number="0",
-        series_description="Lesions", omit_empty_frames=True,
-    )  # fmt: skip
+    classes = {GGO_LABEL: "ground-glass opacity", CONSOLIDATION_LABEL: "consolidation"}
+    seg = seg_dataset(vol.labels, classes, sources, series_uid=_uid(seed, patient, "seg-series"),
+                      sop_uid=_uid(seed, patient, "seg"), model_name="synthetic phantom")  # fmt: skip
     _make_reproducible(seg, _uid(seed, patient, "seg-dimension"))
     seg.save_as(path)
 
@@ -119,14 +100,7 @@ def _make_reproducible(seg: Dataset, dimension_uid: str) -> None:
 
 def write_nifti_labels(vol: PhantomVolume, sources: list[Dataset], path: Path) -> None:
     """Lesion labels as NIfTI (RAS affine), voxel (i, j, k) = (col, row, slice)."""
-    first = sources[0]
-    dx = float(vol.pixel_spacing)
-    origin = np.array([float(v) for v in first.ImagePositionPatient])
-    lps = np.array(
-        [[dx, 0, 0, origin[0]], [0, dx, 0, origin[1]], [0, 0, vol.slice_thickness, origin[2]], [0, 0, 0, 1.0]]
-    )
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    data = np.transpose(vol.labels, (2, 1, 0)).astype(np.uint8)
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_xyzt_units("mm")
-    nib.save(img, str(path))
+    origin = [float(v) for v in sources[0].ImagePositionPatient]
+    dx, dz = float(vol.pixel_spacing), vol.slice_thickness
+    lps = np.array([[dx, 0, 0, origin[0]], [0, dx, 0, origin[1]], [0, 0, dz, origin[2]], [0, 0, 0, 1.0]])
+    nib.save(nifti_image(vol.labels, lps), str(path))

@@ -137,3 +137,26 @@ def test_load_annotation_by_content_with_one_line_errors(synth_root, tmp_path):
         with pytest.raises(StudyReadError, match=words) as info:
             load_annotation(path, target)
         assert "\n" not in str(info.value)
+
+
+def test_saved_lesions_reload_identically_and_never_into_the_study(synth_root, tmp_path):
+    import pytest
+
+    from core.errors import CTLensError
+    from core.io.annotation_writer import save_lesions
+    from core.io.annotations import load_annotation
+
+    series = open_study(synth_root / "SYN002" / "CT").series[0]
+    labels = np.zeros(series.shape, np.uint8)
+    labels[2, 10:20, 10:30], labels[3, 30:40, 30:40] = 1, 2
+    written = save_lesions(labels, {1: "ground-glass opacity", 2: "consolidation"}, series, tmp_path / "out")
+    assert [p.name for p in written] == ["lesions.nii.gz", "lesions.seg.dcm"]
+    for path in written:
+        again = load_annotation(path, series)
+        np.testing.assert_array_equal(again.labels, labels)
+        assert again.classes == {1: "ground-glass opacity", 2: "consolidation"}
+    with pytest.raises(CTLensError, match="outside the study"):
+        save_lesions(labels, {1: "lesion"}, series, synth_root / "SYN002" / "CT" / "mine")
+    with pytest.raises(CTLensError, match="nothing to save"):
+        save_lesions(np.zeros_like(labels), {1: "lesion"}, series, tmp_path / "empty")
+    assert not (synth_root / "SYN002" / "CT" / "mine").exists()
