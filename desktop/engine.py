@@ -2,7 +2,7 @@
 
 Jobs run one at a time in submission order. Every job gets a ticket; a newer job of the same
 kind makes older results stale (the window ignores chunks whose ticket is not current), and
-:meth:`Engine.cancel` stops the running job at its next checkpoint. The model lives here, on
+:meth:`Engine.cancel` stops one job (or all) at its next checkpoint, or before it starts. The model lives here, on
 the worker side: the UI only ever sees its :class:`~core.model.card.ModelCard`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,8 @@ class Engine(QtCore.QObject):
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctlens-engine")
         self._tickets = itertools.count(1)
-        self._cancel = threading.Event()
-        self._pending = 0
+        self._live: set[int] = set()  # queued or running
+        self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._device = device
         self._batch_size = batch_size  # slices per network pass; default 8 on CPU (prompt updates), 32 on GPU
@@ -72,7 +72,7 @@ class Engine(QtCore.QObject):
 
     def open_study(self, path: str | Path | list[str]) -> int:
         name = f"{len(path)} files" if isinstance(path, list) else Path(path).name
-        return self._submit("study", f"Opening {name}", lambda t: open_study(path, cancel=self._cancel.is_set))
+        return self._submit("study", f"Opening {name}", lambda t: open_study(path, cancel=self._stop(t)))
 
     def load_model(self, path: str | Path | None = None) -> int:
         """Load a checkpoint; ``None`` loads the demo model, training it on first use."""
@@ -92,14 +92,15 @@ class Engine(QtCore.QObject):
         """Per-slice threshold sweeps of heatmap vs lesion (result: dict slice -> ThresholdSweep)."""
         return self._submit("sweeps", "Scoring overlap with lesions", lambda t: build_sweeps(raw, masks, shape))
 
-    def cancel(self) -> None:
-        """Stop the running job (and any queued) at the next checkpoint."""
-        self._cancel.set()
+    def cancel(self, ticket: int | None = None) -> None:
+        """Stop job ``ticket`` (default: every queued and running job) at its next checkpoint."""
+        with self._lock:
+            self._cancelled |= set(self._live) if ticket is None else {ticket} & self._live
 
     @property
     def busy(self) -> bool:
         with self._lock:
-            return self._pending > 0
+            return bool(self._live)
 
     def shutdown(self) -> None:
         self.cancel()
@@ -110,13 +111,17 @@ class Engine(QtCore.QObject):
     def _submit(self, kind: str, title: str, work: Callable[[int], Any]) -> int:
         ticket = next(self._tickets)
         with self._lock:
-            self._pending += 1
+            self._live.add(ticket)
         future = self._pool.submit(self._run, ticket, kind, title, work)
-        future.add_done_callback(self._done)
+        future.add_done_callback(lambda _: self._done(ticket))
         return ticket
 
+    def _stop(self, ticket: int) -> Callable[[], bool]:
+        """The cancel check that job ``ticket`` polls."""
+        return lambda: ticket in self._cancelled
+
     def _run(self, ticket: int, kind: str, title: str, work: Callable[[int], Any]) -> None:
-        if self._cancel.is_set():
+        if self._stop(ticket)():
             self.failed.emit(ticket, kind, "cancelled")
             return
         self.started.emit(ticket, title)
@@ -131,12 +136,11 @@ class Engine(QtCore.QObject):
         else:
             self.finished.emit(ticket, kind, result)
 
-    def _done(self, _: Future[None]) -> None:
+    def _done(self, ticket: int) -> None:
         with self._lock:
-            self._pending -= 1
-            now_idle = self._pending == 0
-            if now_idle:
-                self._cancel.clear()
+            self._live.discard(ticket)
+            self._cancelled.discard(ticket)
+            now_idle = not self._live
         if now_idle:
             self.idle.emit()
 
@@ -144,7 +148,7 @@ class Engine(QtCore.QObject):
         if path is None:
             from core.demo import ensure_demo_model
 
-            path = ensure_demo_model(progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._cancel.is_set)
+            path = ensure_demo_model(progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._stop(ticket))
         device = pick_device(self._device)
         model, card = load_checkpoint(Path(path), device=device)
         self._model = (model, card)
@@ -157,6 +161,6 @@ class Engine(QtCore.QObject):
         on_cpu = next(model.parameters()).device.type == "cpu"
         return explain_series(
             model, card, series, method=method, target=target, batch_size=self._batch_size or (8 if on_cpu else 32),
-            progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._cancel.is_set,
+            progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._stop(ticket),
             on_chunk=lambda start, probs, raw: self.chunk.emit(Chunk(ticket, start, probs, raw)),
         )  # fmt: skip

@@ -19,6 +19,9 @@ class ColourBar(QtWidgets.QLabel):
     def __init__(self) -> None:
         super().__init__()
         self.setFixedHeight(14)
+        self.setMinimumWidth(60)
+        policy = QtWidgets.QSizePolicy.Policy
+        self.setSizePolicy(policy.Ignored, policy.Fixed)
         self.setToolTip("Heatmap colour scale: 0 (left) to 1 (right)")
         self.set_colormap("jet")
 

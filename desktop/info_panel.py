@@ -37,9 +37,11 @@ class InfoPanel(QtWidgets.QGroupBox):
         for title, key in ROWS:
             label = QtWidgets.QLabel("")
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
             self.values[key] = label
             self.form.addRow(title, label)
         self.geometry_label = QtWidgets.QLabel("")
+        self.geometry_label.setWordWrap(True)
         self.form.addRow("Slices", self.geometry_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.hide_box)

@@ -15,10 +15,13 @@ from core.errors import CTLensError
 from core.io.annotations import LesionAnnotation
 from core.io.series import Series
 from core.io.study import Study
+from core.overlap import ThresholdSweep
 from core.pixels import PRESETS
+from desktop.edit_panel import EditPanel
 from desktop.engine import Chunk, Engine, LoadedModel
 from desktop.heatmap_panel import HeatmapPanel, OverlapPanel
 from desktop.info_panel import InfoPanel, shown_value
+from desktop.lesion_editor import LesionEditor
 from desktop.results import SeriesResults
 from desktop.study_view import StudyView
 from desktop.verdict_panel import VerdictPanel
@@ -40,7 +43,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, engine: Engine | None = None, *, model_path: str | Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("CTLens")
-        self.resize(1280, 860)
+        self.resize(1320, 880)
         self.engine = engine or Engine()
         self.study: Study | None = None
         self.series: Series | None = None
@@ -50,6 +53,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._lesions: LesionAnnotation | None = None
         self._opening = ""
         self._opening_path: str | None = None
+        self.editor: LesionEditor | None = None
         self.settings = QtCore.QSettings()
         self._build_widgets()
         self._build_menus()
@@ -69,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.heatmap_panel = HeatmapPanel()
         self.overlap_panel = OverlapPanel()
         self.info_panel = InfoPanel()
+        self.edit_panel = EditPanel()
         left = self.series_dock = QtWidgets.QDockWidget("Series", self)
         left.setObjectName("series")
         left.setWidget(self.series_list)
@@ -77,17 +82,18 @@ class MainWindow(QtWidgets.QMainWindow):
         side = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(side)
         column.setContentsMargins(4, 4, 4, 4)
-        for panel in (self.verdict_panel, self.heatmap_panel, self.overlap_panel, self.info_panel):
+        for panel in (self.verdict_panel, self.heatmap_panel, self.overlap_panel, self.edit_panel, self.info_panel):
             column.addWidget(panel)
         column.addStretch(1)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         right = QtWidgets.QDockWidget("Diagnosis", self)
         right.setObjectName("diagnosis")
         right.setWidget(scroll)
-        right.setMinimumWidth(320)
+        right.setMinimumWidth(390)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, right)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -110,6 +116,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "Export per-slice results as &CSV…", self._on_export_csv, "Ctrl+Shift+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self._action(edit_menu, "&Draw lesions", lambda: self._toggle_mode("draw"), "D")
+        self._action(edit_menu, "&Erase lesions", lambda: self._toggle_mode("erase"), "E")
+        self._action(edit_menu, "&Undo stroke", self.undo, QtGui.QKeySequence.StandardKey.Undo)
+        self._action(edit_menu, "&Redo stroke", self.redo, QtGui.QKeySequence.StandardKey.Redo)
+        self._action(edit_menu, "&Save lesions as…", self._on_save_lesions, QtGui.QKeySequence.StandardKey.Save)
         view_menu = self.menuBar().addMenu("&View")
         self.heat_action = self._action(view_menu, "&Heatmap", self.heatmap_panel.visible_box.toggle, "H")
         self.lesion_action = self._action(view_menu, "&Lesion outlines", self.overlap_panel.visible_box.toggle, "A")
@@ -149,7 +161,12 @@ class MainWindow(QtWidgets.QMainWindow):
         hp.threshold_changed.connect(self._on_threshold)
         hp.explanation_changed.connect(lambda *_: self.analyse())
         self.overlap_panel.lesions_visibility_changed.connect(self.view.overlays.set_lesion_visible)
-        self.cancel_button.clicked.connect(self.engine.cancel)
+        self.cancel_button.clicked.connect(lambda: self.engine.cancel())
+        self.edit_panel.mode_changed.connect(self._on_edit_mode)
+        self.edit_panel.undo_button.clicked.connect(self.undo)
+        self.edit_panel.redo_button.clicked.connect(self.redo)
+        self.edit_panel.save_button.clicked.connect(self._on_save_lesions)
+        self.view.viewbox.brushed.connect(self._on_brush)
         self.engine.started.connect(self._on_job_started)
         self.engine.progress.connect(self._on_job_progress)
         self.engine.chunk.connect(self._on_chunk)
@@ -164,6 +181,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         Errors show in the status bar and the current study stays.
         """
+        if not self._settle_unsaved():
+            return
         self._tickets["study"] = self.engine.open_study(path)
         self._opening_path = str(path) if not isinstance(path, list) else None
         first = Path(path[0]) if isinstance(path, list) else Path(path)
@@ -177,8 +196,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Diagnose and explain the current series with the panel's method and target."""
         if self.series is None or self.model is None:
             return
-        if self._tickets.get("analysis") is not None and self.engine.busy:
-            self.engine.cancel()
+        if (previous := self._tickets.get("analysis")) is not None:
+            self.engine.cancel(previous)
         hp = self.heatmap_panel
         self.results = SeriesResults(len(self.series), self.series.shape[1:], hp.method, hp.target)
         self.view.strip.reset(len(self.series))
@@ -188,6 +207,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_slice_changed(self.view.index)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self._settle_unsaved():
+            event.ignore()
+            return
         self._save_preferences()
         self.engine.shutdown()
         super().closeEvent(event)
@@ -335,15 +357,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_series(self, series: Series) -> None:
         self.series = series
+        self.editor = None
+        self.edit_panel.set_mode("off")
+        self._update_history()
         self.info_panel.show_series(series)
         self.results = None
         self._set_lesions(self.study.annotation_for(series) if self.study is not None else None, refresh=False)
         self.view.set_series(series)
         self.analyse()
 
-    def _set_lesions(self, annotation: LesionAnnotation | None, *, refresh: bool = True) -> None:
+    def _set_lesions(self, annotation: LesionAnnotation | None, *, refresh: bool = True,
+                     keep_sweeps: bool = False) -> None:  # fmt: skip
         self._lesions = annotation
-        if self.results is not None:
+        if self.results is not None and not keep_sweeps:
             self.results.sweeps = {}
         self.overlap_panel.source_label.setText(
             "no annotations"
@@ -371,7 +397,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tickets["sweeps"] = self.engine.overlap_sweeps(self.results.raw, masks, self.results.shape)
 
     def _on_series_row(self, row: int) -> None:
-        if self.study is not None and 0 <= row < len(self.study.series):
+        if self.study is not None and 0 <= row < len(self.study.series) and self._settle_unsaved():
             self._show_series(self.study.series[row])
 
     def _on_slice_changed(self, index: int) -> None:
@@ -400,6 +426,105 @@ class MainWindow(QtWidgets.QMainWindow):
         reason = "no lesion on this slice" if index not in lesions.lesion_slices else "heatmap not computed yet"
         self.overlap_panel.show_slice(scores, reason)
         self.overlap_panel.show_study(self.results.study_summary(t) if self.results.sweeps else None)
+
+    # -- lesion editing -----------------------------------------------------------------------
+
+    def ask_unsaved(self) -> str:
+        """Ask what to do with unsaved lesion edits: "save", "discard" or "cancel"."""
+        buttons = QtWidgets.QMessageBox.StandardButton
+        answer = QtWidgets.QMessageBox.question(
+            self, "Unsaved lesions", "The lesion drawing has unsaved changes. Save them?",
+            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save,
+        )  # fmt: skip
+        return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "cancel")
+
+    def _settle_unsaved(self) -> bool:
+        """True when it is fine to drop the current edits (none, saved now, or discarded)."""
+        if self.editor is None or not self.editor.dirty:
+            return True
+        answer = self.ask_unsaved()
+        if answer == "save":
+            return self._on_save_lesions()
+        if answer == "discard":
+            self.editor.dirty = False
+        return answer == "discard"
+
+    def _toggle_mode(self, mode: str) -> None:
+        self.edit_panel.set_mode("off" if self.edit_panel.mode == mode else mode)
+
+    def _on_edit_mode(self, mode: str) -> None:
+        drawing = mode != "off" and self.series is not None
+        if drawing and self.editor is None and self.series is not None:
+            self.editor = LesionEditor(self.series.uid, self.series.shape, self._lesions)
+            self._set_lesions(self.editor.annotation(), keep_sweeps=True)  # same labels: scores stand
+        self.view.viewbox.drawing = drawing
+        if drawing:
+            self.overlap_panel.visible_box.setChecked(True)
+
+    def _on_brush(self, x: float, y: float, phase: str) -> None:
+        if self.editor is None:
+            return
+        index = self.view.index
+        if phase == "start":
+            self.editor.begin_stroke(index)
+        self.editor.paint(index, y - 0.5, x - 0.5, self.edit_panel.size.value(), self.edit_panel.value)
+        if phase == "end" and self.editor.end_stroke():
+            self._edited(index)
+        else:
+            self.view.overlays.set_lesion(self.editor.labels[index] > 0)
+
+    def undo(self) -> None:
+        if self.editor is not None and (index := self.editor.undo()) is not None:
+            self.view.set_index(index)
+            self._edited(index)
+
+    def redo(self) -> None:
+        if self.editor is not None and (index := self.editor.redo()) is not None:
+            self.view.set_index(index)
+            self._edited(index)
+
+    def _edited(self, index: int) -> None:
+        """Redraw slice ``index``'s lesions and re-score it against its heatmap."""
+        assert self.editor is not None
+        mask = self.editor.labels[index] > 0
+        if self.results is not None:
+            heat = self.results.heatmap(index)
+            if heat is not None and mask.any():
+                self.results.sweeps[index] = ThresholdSweep(heat, mask)
+            else:
+                self.results.sweeps.pop(index, None)
+        self._set_lesions(self.editor.annotation(), keep_sweeps=True)
+        self._update_history()
+
+    def _update_history(self) -> None:
+        ed = self.editor
+        self.edit_panel.set_history(ed is not None and ed.can_undo, ed is not None and ed.can_redo,
+                                    ed is not None and ed.dirty)  # fmt: skip
+
+    def _on_save_lesions(self) -> bool:
+        if self.editor is None or self.series is None:
+            self.statusBar().showMessage("Nothing to save: draw lesions first (D)")
+            return False
+        start = str(self.settings.value("last_save_folder", ""))
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Save lesions into (outside the study)", start)
+        return bool(folder) and self.save_lesions(Path(folder))
+
+    def save_lesions(self, folder: Path) -> bool:
+        """Write the drawn lesions as NIfTI (+ DICOM SEG for DICOM series) into ``folder``."""
+        from core.io.annotation_writer import save_lesions
+
+        assert self.editor is not None and self.series is not None
+        try:
+            written = save_lesions(self.editor.labels, self.editor.classes, self.series, folder)
+        except (CTLensError, OSError) as exc:
+            self.statusBar().showMessage(f"Cannot save lesions: {exc}")
+            return False
+        self.editor.saved(str(written[-1]))
+        self.settings.setValue("last_save_folder", str(folder))
+        self._set_lesions(self.editor.annotation(), keep_sweeps=True)
+        self._update_history()
+        self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)} in {folder}", 5000)
+        return True
 
     # -- dialogs ------------------------------------------------------------------------------
 

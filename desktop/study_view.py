@@ -1,8 +1,8 @@
 """StudyView: one slice of a series with window/level, overlays, a slice slider and a probability strip.
 
 Reading controls: mouse wheel or arrow/PageUp/PageDown/Home/End keys scroll slices;
-Ctrl+wheel zooms, left-drag pans, double-click fits; right-drag (or Ctrl+left-drag) sets the
-window live (horizontal: width, vertical: level).
+Ctrl+wheel zooms, left-drag pans (paints in drawing mode), double-click fits; right-drag (or
+Ctrl+left-drag) sets the window live (horizontal: width, vertical: level).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class SliceViewBox(pg.ViewBox):
     scrolled = QtCore.Signal(int)  # slices to move
     window_dragged = QtCore.Signal(float, float)  # dx, dy in screen pixels since the last event
     fit_requested = QtCore.Signal()
+    brushed = QtCore.Signal(float, float, str)  # x, y in image pixels; "start", "move" or "end"
+    drawing = False  # when True, left-drag and left-click paint instead of panning
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
         if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
@@ -45,7 +47,22 @@ class SliceViewBox(pg.ViewBox):
             delta = ev.screenPos() - ev.lastScreenPos()
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
             return
+        if self.drawing and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            point = self.mapToView(ev.pos())
+            phase = "start" if ev.isStart() else "end" if ev.isFinish() else "move"
+            self.brushed.emit(point.x(), point.y(), phase)
+            return
         super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
+        if self.drawing and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            point = self.mapToView(ev.pos())
+            for phase in ("start", "end"):
+                self.brushed.emit(point.x(), point.y(), phase)
+            return
+        super().mouseClickEvent(ev)
 
     def mouseDoubleClickEvent(self, ev):  # noqa: N802, ANN001, ANN201 - pyqtgraph override
         ev.accept()

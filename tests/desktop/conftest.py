@@ -39,6 +39,7 @@ def make_window(qtbot, tiny_model, tmp_path):
     def make(study: Path | None = None) -> MainWindow:
         application()
         window = MainWindow(Engine("cpu", batch_size=4), model_path=tiny_model)
+        window.ask_unsaved = lambda: "discard"  # never a modal question in tests (closing included)
         qtbot.addWidget(window)
         if study is not None:
             with qtbot.waitSignal(window.analysis_done, timeout=60_000):

@@ -129,10 +129,9 @@ def test_mismatching_checkpoint_is_refused_in_one_line(make_window, tmp_path, qt
 
 def test_cancel_stops_a_running_analysis(make_window, synth_root, qtbot):
     window = make_window(synth_root / "SYN001")
-    with qtbot.waitSignal(window.engine.chunk, timeout=60_000):  # the first 4 of 12 slices are in
-        window.heatmap_panel.method_box.setCurrentIndex(window.heatmap_panel.method_box.findData("rise"))
     with qtbot.waitSignal(window.engine.failed, timeout=60_000) as failed:
-        window.cancel_button.click()
+        window.heatmap_panel.method_box.setCurrentIndex(window.heatmap_panel.method_box.findData("rise"))
+        window.cancel_button.click()  # at once: the worker stops before its next batch of 4 slices
     assert failed.args[1:] == ["analysis", "cancelled"]
     assert "cancelled" in window.verdict_panel.verdict_label.text()
     assert not window.results.complete
@@ -270,3 +269,69 @@ def test_model_card_summary_names_the_model(make_window, tiny_model, qtbot):
     qtbot.waitUntil(lambda: window.model is not None, timeout=30_000)
     text = model_summary(window.model)
     assert tiny_model.name in text and "alexnet" in text and "input 96²" in text and "acc 0.500" in text
+
+
+def test_lesion_editor_strokes_undo_redo():
+    from desktop.lesion_editor import LesionEditor
+
+    editor = LesionEditor("uid", (3, 20, 20))
+    editor.paint(1, 10, 10, 3, 1)
+    assert editor.end_stroke() and editor.dirty and editor.labels[1, 10, 10] == 1
+    assert editor.labels[1].sum() == 29  # a radius-3 disc
+    editor.begin_stroke(1)
+    editor.paint(1, 10, 10, 1.5, 0)  # erase the centre
+    assert editor.end_stroke() and editor.labels[1, 10, 10] == 0
+    assert editor.undo() == 1 and editor.labels[1, 10, 10] == 1
+    assert editor.undo() == 1 and not editor.labels.any() and editor.undo() is None
+    assert editor.redo() == 1 and editor.labels[1].sum() == 29
+    editor.begin_stroke(2)
+    assert not editor.end_stroke()  # a stroke that changed nothing is no undo step
+    editor.paint(0, -50, -50, 2, 1)  # outside the slice: nothing happens
+    assert not editor.labels[0].any()
+
+
+def test_draw_save_reload_and_unsaved_prompt(make_window, synth_root, qtbot, tmp_path):
+    window = make_window(synth_root / "SYN002")  # healthy: no annotations to start from
+    assert window._lesions is None
+    window.edit_panel.draw_button.click()
+    assert window.view.viewbox.drawing and window.editor is not None
+    index = window.view.index
+    for x, phase in ((40.5, "start"), (50.5, "move"), (60.5, "end")):
+        window.view.viewbox.brushed.emit(x, 64.5, phase)
+    drawn = window.editor.labels[index] > 0
+    assert drawn[64, 40] and drawn[64, 60] and drawn[64, 50] and not drawn[20, 20]
+    np.testing.assert_array_equal(window.view.overlays.lesion_item.image[..., 3] > 0, outline(drawn))
+    assert window.overlap_panel.cell(0, 0) != "–"  # the new lesion is scored against the heatmap
+    assert window.edit_panel.save_button.isEnabled() and "unsaved" in window.edit_panel.state_label.text()
+    window.undo()
+    assert not window.editor.labels[index].any() and window.overlap_panel.cell(0, 0) == "–"
+    window.redo()
+    assert window.editor.labels[index].any()
+    asked = []
+    window.ask_unsaved = lambda: asked.append(1) or "cancel"
+    window.open_path(synth_root / "SYN001")
+    assert asked and window.study.series[0].info.fields["PatientID"] == "SYN002"  # cancelled: still here
+    assert not window.save_lesions(synth_root / "SYN002" / "CT")  # never into the study
+    assert window.statusBar().currentMessage().startswith("Cannot save lesions:")
+    assert window.save_lesions(tmp_path / "mine") and not window.editor.dirty
+    assert {p.name for p in (tmp_path / "mine").iterdir()} == {"lesions.nii.gz", "lesions.seg.dcm"}
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.open_path(synth_root / "SYN002")  # saved: no question asked
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.load_annotation(tmp_path / "mine" / "lesions.seg.dcm")
+    np.testing.assert_array_equal(window._lesions.mask(index), drawn)
+
+
+def test_cancelling_one_job_leaves_the_next_one_running(qtbot, tiny_model, synth_root):
+    from desktop.engine import Engine
+
+    engine = Engine("cpu")
+    done, failed = [], []
+    engine.finished.connect(lambda t, kind, r: done.append(kind))
+    engine.failed.connect(lambda t, kind, m: failed.append((kind, m)))
+    with qtbot.waitSignal(engine.idle, timeout=60_000):
+        first = engine.open_study(synth_root / "SYN001")
+        engine.open_study(synth_root / "SYN002")
+        engine.cancel(first)
+    assert failed in ([("study", "cancelled")], []) and len(done) + len(failed) == 2 and "study" in done
+    engine.shutdown()
