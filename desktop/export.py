@@ -43,7 +43,7 @@ def results_csv(path: Path, series: Series, results: SeriesResults, threshold: f
 
 
 def view_png(path: Path, view: QtGui.QPixmap, *, colormap: str | None, threshold: float, caption: str,
-             sources: list[Path]) -> None:  # fmt: skip
+             sources: list[Path], lesions: bool = True) -> None:  # fmt: skip
     """The grabbed slice view with a legend strip below (colour bar when the heatmap is shown)."""
     check_output_outside(path.parent, *sources)
     image = QtGui.QImage(view.width(), view.height() + LEGEND_HEIGHT, QtGui.QImage.Format.Format_RGB32)
@@ -64,10 +64,11 @@ def view_png(path: Path, view: QtGui.QPixmap, *, colormap: str | None, threshold
         painter.setPen(QtGui.QColor(230, 230, 230))
         painter.drawText(x + 226, y + 11, f"support > {threshold:.2f}")
         x += 340
-    painter.setPen(QtGui.QPen(QtGui.QColor(*LESION_RGBA[:3]), 2))
-    painter.drawLine(x, y + 6, x + 20, y + 6)
-    painter.setPen(QtGui.QColor(230, 230, 230))
-    painter.drawText(x + 26, y + 11, "annotated lesion")
+    if lesions:
+        painter.setPen(QtGui.QPen(QtGui.QColor(*LESION_RGBA[:3]), 2))
+        painter.drawLine(x, y + 6, x + 20, y + 6)
+        painter.setPen(QtGui.QColor(230, 230, 230))
+        painter.drawText(x + 26, y + 11, "annotated lesion")
     painter.drawText(8, y + 30, caption)
     painter.end()
     with atomic_path(path) as tmp:

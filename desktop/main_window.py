@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.errors import CTLensError
@@ -16,7 +17,7 @@ from core.io.annotations import LesionAnnotation
 from core.io.series import Series
 from core.io.study import Study
 from core.overlap import ThresholdSweep
-from core.pixels import PRESETS
+from core.pixels import LUNG, PRESETS
 from desktop.edit_panel import EditPanel
 from desktop.engine import Chunk, Engine, LoadedModel
 from desktop.heatmap_panel import HeatmapPanel, OverlapPanel
@@ -28,6 +29,7 @@ from desktop.verdict_panel import VerdictPanel
 
 PRESET_KEYS = ("lung", "mediastinum", "bone", "header")  # on keys 1-4
 MAX_RECENT = 8
+THUMBNAIL = 64
 OPEN_FILTER = "Studies (*.dcm *.DCM DICOMDIR *.nii *.nii.gz *.png *.jpg *.jpeg);;All (*)"
 NAVIGATION_KEYS = (
     ("Wheel, ↑ ↓ ← →", "previous / next slice"), ("PageUp / PageDown", "10 slices back / on"),
@@ -69,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view = StudyView()
         self.setCentralWidget(self.view)
         self.series_list = QtWidgets.QListWidget()
+        self.series_list.setIconSize(QtCore.QSize(THUMBNAIL, THUMBNAIL))
         self.verdict_panel = VerdictPanel()
         self.heatmap_panel = HeatmapPanel()
         self.overlap_panel = OverlapPanel()
@@ -113,6 +116,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "Load &annotations…", self._on_load_annotations, "Ctrl+L")
         file_menu.addSeparator()
         self._action(file_menu, "&Export view as PNG…", self._on_export_png, "Ctrl+E")
+        self._action(file_menu, "Export slice &without overlays as PNG…", lambda: self._on_export_png(False))
         self._action(file_menu, "Export per-slice results as &CSV…", self._on_export_csv, "Ctrl+Shift+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
@@ -339,7 +343,10 @@ class MainWindow(QtWidgets.QMainWindow):
         with QtCore.QSignalBlocker(self.series_list):
             self.series_list.clear()
             for s in study.series:
-                self.series_list.addItem(f"{s.info.description or s.info.unit} ({len(s)} slices)")
+                item = QtWidgets.QListWidgetItem(f"{s.info.description or s.info.unit}\n{len(s)} slices")
+                if len(study.series) > 1:
+                    item.setIcon(QtGui.QIcon(thumbnail(s)))
+                self.series_list.addItem(item)
             self.series_list.setCurrentRow(0)
         self.series_dock.setVisible(len(study.series) > 1)
         fields = study.series[0].info.fields
@@ -552,15 +559,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _sources(self) -> list[Path]:
         return [Path(p) for p in (self.study.source.split(", ") if self.study is not None else [])]
 
-    def _on_export_png(self) -> None:
+    def _on_export_png(self, overlays: bool = True) -> None:
         if self.series is None:
             return
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export view", "ctlens-view.png", "PNG (*.png)")
         if path:
-            self.export_png(Path(path))
+            self.export_png(Path(path), overlays=overlays)
 
-    def export_png(self, path: Path) -> bool:
-        """The slice view as shown (overlays included when visible) with a legend strip."""
+    def export_png(self, path: Path, *, overlays: bool = True) -> bool:
+        """The slice view with a legend strip: as shown, or (``overlays=False``) the bare slice."""
         from desktop.export import view_png
 
         verdict = self.verdict_panel.verdict
@@ -568,11 +575,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if verdict is not None:
             caption += f" · study: {verdict.describe()}"
         hp = self.heatmap_panel
-        colormap = hp.colormap_box.currentText() if self.view.overlays.heat_item.isVisible() else None
+        layers = self.view.overlays
+        shown = [item for item in (layers.heat_item, layers.support_item, layers.lesion_item) if item.isVisible()]
+        colormap = hp.colormap_box.currentText() if overlays and layers.heat_item.isVisible() else None
+        for item in shown if not overlays else []:
+            item.setVisible(False)
         pixmap = self.view.graphics.grab()
+        for item in shown if not overlays else []:
+            item.setVisible(True)
         return self._export(
             lambda: view_png(path, pixmap, colormap=colormap, threshold=hp.threshold_value, caption=caption,
-                             sources=self._sources()), path,
+                             sources=self._sources(), lesions=overlays and layers.lesion_item.isVisible()), path,
         )  # fmt: skip
 
     def _on_export_csv(self) -> None:
@@ -638,6 +651,23 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_about(self) -> None:
         QtWidgets.QMessageBox.about(self, "About CTLens", about_text(self.model))
+
+
+def thumbnail(series: Series) -> QtGui.QPixmap:
+    """The middle slice, lung window for CT (1st-99th percentile otherwise), THUMBNAIL px wide."""
+    pixels = np.asarray(series.slice(len(series) // 2), np.float32)
+    if series.info.unit == "HU":
+        low, high = LUNG.low, LUNG.high
+    else:
+        low, high = (float(v) for v in np.percentile(pixels, (1, 99)))
+    gray = np.ascontiguousarray((np.clip((pixels - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8))
+    image = QtGui.QImage(gray.data, gray.shape[1], gray.shape[0], gray.shape[1], QtGui.QImage.Format.Format_Grayscale8)
+    return QtGui.QPixmap.fromImage(image.copy()).scaled(
+        THUMBNAIL,
+        THUMBNAIL,
+        QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+        QtCore.Qt.TransformationMode.SmoothTransformation,
+    )
 
 
 def model_summary(model: LoadedModel) -> str:

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.overlap import score_slice
 from desktop.overlay import outline
@@ -335,3 +335,33 @@ def test_cancelling_one_job_leaves_the_next_one_running(qtbot, tiny_model, synth
         engine.cancel(first)
     assert failed in ([("study", "cancelled")], []) and len(done) + len(failed) == 2 and "study" in done
     engine.shutdown()
+
+
+def test_multi_series_study_lists_series_with_thumbnails(make_window, synth_root, tmp_path, qtbot):
+    import shutil
+
+    for pid in ("SYN001", "SYN002"):
+        shutil.copytree(synth_root / pid / "CT", tmp_path / "two" / pid)
+    window = make_window(tmp_path / "two")
+    assert window.series_dock.isVisibleTo(window) and window.series_list.count() == 2
+    for row in range(2):
+        icon = window.series_list.item(row).icon().pixmap(64, 64).toImage()
+        assert not icon.isNull() and icon.width() == 64
+        gray = np.array([QtGui.qGray(icon.pixel(x, 32)) for x in range(64)])
+        assert gray.max() - gray.min() > 100  # anatomy, not a blank square
+    first = window.series
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.series_list.setCurrentRow(1)
+    assert window.series is not first and window.view.series is window.series
+
+
+def test_export_without_overlays_shows_the_bare_slice(make_window, synth_root, tmp_path):
+    window = make_window(synth_root / "SYN001")
+    window.view.set_index(window._lesions.lesion_slices[0])
+    assert window.export_png(tmp_path / "with.png") and window.export_png(tmp_path / "bare.png", overlays=False)
+    with_rgb = np.asarray(Image.open(tmp_path / "with.png").convert("RGB")).astype(int)
+    bare = np.asarray(Image.open(tmp_path / "bare.png").convert("RGB")).astype(int)
+    h = window.view.graphics.height()
+    saturation = (bare[:h].max(-1) - bare[:h].min(-1)).mean(), (with_rgb[:h].max(-1) - with_rgb[:h].min(-1)).mean()
+    assert saturation[0] < 2 < saturation[1]  # gray slice vs. coloured overlay
+    assert window.view.overlays.heat_item.isVisible()  # the window itself is unchanged
