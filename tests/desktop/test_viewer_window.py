@@ -365,3 +365,17 @@ def test_export_without_overlays_shows_the_bare_slice(make_window, synth_root, t
     saturation = (bare[:h].max(-1) - bare[:h].min(-1)).mean(), (with_rgb[:h].max(-1) - with_rgb[:h].min(-1)).mean()
     assert saturation[0] < 2 < saturation[1]  # gray slice vs. coloured overlay
     assert window.view.overlays.heat_item.isVisible()  # the window itself is unchanged
+
+
+def test_hover_reports_position_and_hu_and_tint_fills_the_support(make_window, synth_root):
+    window = make_window(synth_root / "SYN001")
+    view = window.view
+    texts = []
+    view.hovered.connect(texts.append)
+    view._on_mouse_moved(view.viewbox.mapViewToScene(QtCore.QPointF(40.5, 70.5)))
+    hu = float(window.study.series[0].slice(view.index)[70, 40])
+    assert texts[-1].startswith(f"x 40  y 70: {hu:.0f} HU") and "mm" in texts[-1]
+    assert window.hover_label.text() == texts[-1]
+    window.heatmap_panel.style_box.setCurrentText("filled")
+    heat = view.overlays.heatmap
+    np.testing.assert_array_equal(view.overlays.support_item.image[..., 3] > 0, heat > 0.7)
