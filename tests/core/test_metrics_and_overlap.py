@@ -85,3 +85,44 @@ def test_threshold_sweep_equals_score_slice_at_every_threshold():
         assert got.pointing_game == want.pointing_game
         assert sweep.support_size(t) == int(support_region(heat, t).sum())
     assert not ThresholdSweep(heat, np.zeros_like(lesion)).scores(0.7).has_lesion
+
+
+def test_rates_auc_and_roc_match_scikit_learn_on_hand_made_cases():
+    from sklearn import metrics as skm
+
+    from core.metrics import all_metrics, roc_auc, roc_points
+
+    cases = [
+        ([1, 1, 1, 0, 0, 0, 0, 1], [0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.4, 0.7]),
+        ([0, 1, 0, 1, 1, 0], [0.5, 0.5, 0.5, 0.9, 0.2, 0.1]),  # ties across classes
+        ([1, 0, 1, 0, 1, 1, 0, 0, 0, 1], [0.51, 0.49, 0.95, 0.05, 0.5, 0.7, 0.7, 0.3, 0.2, 0.1]),
+    ]
+    for y, s in cases:
+        y, s = np.array(y), np.array(s)
+        pred = s >= 0.5
+        got = all_metrics(y, s)
+        assert got["acc"] == pytest.approx(skm.accuracy_score(y, pred))
+        assert got["sensitivity"] == pytest.approx(skm.recall_score(y, pred))
+        assert got["specificity"] == pytest.approx(skm.recall_score(1 - y, ~pred))
+        assert got["ppv"] == pytest.approx(skm.precision_score(y, pred))
+        assert got["npv"] == pytest.approx(skm.precision_score(1 - y, ~pred))
+        assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+        assert roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s))
+        fpr, tpr, _ = roc_points(y, s)
+        want_fpr, want_tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+        np.testing.assert_allclose(fpr, want_fpr)
+        np.testing.assert_allclose(tpr, want_tpr)
+    assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
+    from core.metrics import all_metrics, bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    s = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+    point = all_metrics(y, s)
+    ci = bootstrap_ci(y, s, n=300, seed=4)
+    for key, (low, high) in ci.items():
+        assert low <= point[key] <= high and high - low < 0.3
+    assert ci == bootstrap_ci(y, s, n=300, seed=4)
