@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from core import __version__
-from core.cli import diagnose_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
+from core.cli import diagnose_cmd, evaluate_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
 from core.errors import CTLensError
 
 AddParser = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
@@ -19,6 +19,7 @@ HEADLESS: tuple[AddParser, ...] = (
     train_cmd.add_parser,
     diagnose_cmd.add_parser,
     explain_cmd.add_parser,
+    evaluate_cmd.add_parser,
 )
 
 

@@ -1,0 +1,71 @@
+"""Table 1: folds, features (cached), SVM baselines and the evaluate command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.cli.main import main
+from core.datasets import open_dataset
+from core.evaluate import best_per_column, cv_folds, score_method
+from core.features.lbp import lbp_histogram
+
+TINY = ["--epochs", "1", "--input-size", "64", "--init", "scratch", "--batch-size", "8", "--device", "cpu"]
+
+
+def test_lbp_histogram_has_59_normalised_bins_and_sees_texture():
+    rng = np.random.default_rng(0)
+    flat = np.full((32, 32), 100, np.uint8)
+    noise = rng.integers(0, 256, (32, 32)).astype(np.uint8)
+    h_flat, h_noise = lbp_histogram(flat), lbp_histogram(noise)
+    assert h_flat.shape == (59,) and h_flat.sum() == pytest.approx(1) and h_noise.sum() == pytest.approx(1)
+    assert h_flat.max() > 0.85  # one pattern everywhere but the border
+    assert h_noise.argmax() == 58 and h_noise.max() < 0.5  # noise: non-uniform patterns lead, spread out
+    with pytest.raises(ValueError):
+        lbp_histogram(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_folds_are_stratified_and_keep_patients_together(train_root):
+    data = open_dataset(train_root)
+    folds = cv_folds(data.samples, 2, seed=1)
+    assert len(folds) == 2
+    patients = np.array([s.patient for s in data.samples])
+    for train, test in folds:
+        assert not set(patients[train]) & set(patients[test])
+        assert {data.samples[i].label for i in test} == {0, 1}
+    covered = np.sort(np.concatenate([test for _, test in folds]))
+    np.testing.assert_array_equal(covered, np.arange(len(data.samples)))
+
+
+def test_best_per_column_marks_the_highest():
+    y = np.array([0, 0, 1, 1])
+    good = score_method("good", y, np.array([0.1, 0.2, 0.8, 0.9]), 0.5, bootstrap=20)
+    bad = score_method("bad", y, np.array([0.9, 0.2, 0.8, 0.1]), 0.5, bootstrap=20)
+    assert best_per_column([bad, good])["auc"] == "good" and good.confusion.tp == 2
+
+
+def test_evaluate_command_with_baselines_and_feature_cache(train_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CTLENS_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", str(train_root), "--out", str(run), *TINY]) == 0
+    args = ["evaluate", str(train_root), "--model", str(run), "--baselines", "--folds", "2", "--bootstrap", "50",
+            "--json", "--device", "cpu"]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [m["name"] for m in report["methods"]]
+    assert names == ["alexnet (all)", "LBP + SVM (2-fold CV)", "deep features + SVM (2-fold CV)"]
+    for method in report["methods"]:
+        assert set(method["metrics"]) == {"acc", "sensitivity", "specificity", "ppv", "npv", "f1", "auc"}
+        low, high = method["ci"]["acc"]
+        assert low <= method["metrics"]["acc"] <= high
+        assert method["images"] == 32
+    assert len(report["methods"][1]["folds"]) == 2 and set(report["best"]) <= set(report["methods"][0]["metrics"])
+    cached = sorted((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len(cached) == 2 and {np.load(p).shape[1] for p in cached} == {59, 9216}
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert main(args) == 0  # the second run reads the cached features
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert json.loads(capsys.readouterr().out)["methods"][1]["metrics"] == report["methods"][1]["metrics"]
