@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -13,10 +12,9 @@ import numpy as np
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
-from core.demo import cache_dir
 from core.diagnose import predict_slices
 from core.evaluate import best_per_column, cv_folds, held_out, score_method, svm_cross_validated, table
-from core.features.extract import cache_key, cached_features, deep_features, lbp_features
+from core.features.extract import dataset_features
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,19 +51,17 @@ def run(args: argparse.Namespace) -> int:
         everything = dataset.samples
         all_labels = np.array([s.label for s in everything])
         folds = cv_folds(everything, args.folds, args.seed)
-        weights = hashlib.sha256(path.read_bytes()).digest()
-        window = repr(card.preprocessing.window).encode()
-        store = cache_dir() / "features"
-        lbp = cached_features(
-            store,
-            cache_key("lbp", everything, window),
-            lambda: lbp_features(
-                card.preprocessing, dataset, everything, progress=None if quiet else ProgressBar("LBP features")
-            ),
+        _, lbp = dataset_features(
+            "lbp",
+            model,
+            card.preprocessing,
+            path,
+            dataset,
+            everything,
+            progress=None if quiet else ProgressBar("LBP features"),
         )
-        deep = cached_features(store, cache_key("deep", everything, weights), lambda: deep_features(
-            model, card.preprocessing, dataset, everything,
-            progress=None if quiet else ProgressBar("deep features")))  # fmt: skip
+        _, deep = dataset_features("deep", model, card.preprocessing, path, dataset, everything,
+                                   progress=None if quiet else ProgressBar("deep features"))  # fmt: skip
         for name, features in (("LBP + SVM", lbp), ("deep features + SVM", deep)):
             scores, per_fold = svm_cross_validated(features, all_labels, folds, args.seed)
             title = f"{name} ({args.folds}-fold CV)"

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from core import __version__
-from core.cli import diagnose_cmd, evaluate_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
+from core.cli import diagnose_cmd, embed_cmd, evaluate_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
 from core.errors import CTLensError
 
 AddParser = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
@@ -20,6 +20,7 @@ HEADLESS: tuple[AddParser, ...] = (
     diagnose_cmd.add_parser,
     explain_cmd.add_parser,
     evaluate_cmd.add_parser,
+    embed_cmd.add_parser,
 )
 
 

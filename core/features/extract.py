@@ -90,3 +90,21 @@ def cached_features(folder: Path, key: str, compute: Callable[[], np.ndarray]) -
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return values
+
+
+def dataset_features(
+    kind: str, model: nn.Module, prep: Preprocessing, checkpoint: Path, dataset: Dataset, samples: Sequence[Sample],
+    *, progress: Progress | None = None,
+) -> tuple[str, np.ndarray]:  # fmt: skip
+    """``kind`` ("deep" or "lbp") features of ``samples``, cached under the cache folder; (key, values)."""
+    from core.demo import cache_dir
+
+    if kind == "deep":
+        key = cache_key(kind, samples, hashlib.sha256(checkpoint.read_bytes()).digest())
+        return key, cached_features(cache_dir() / "features", key, lambda: deep_features(
+            model, prep, dataset, samples, progress=progress))  # fmt: skip
+    if kind == "lbp":
+        key = cache_key(kind, samples, repr(prep.window).encode())
+        return key, cached_features(cache_dir() / "features", key, lambda: lbp_features(
+            prep, dataset, samples, progress=progress))  # fmt: skip
+    raise CTLensError(f"unknown features {kind!r} ({', '.join(KINDS)})")

@@ -69,3 +69,45 @@ def test_evaluate_command_with_baselines_and_feature_cache(train_root, tmp_path,
     assert main(args) == 0  # the second run reads the cached features
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert json.loads(capsys.readouterr().out)["methods"][1]["metrics"] == report["methods"][1]["metrics"]
+
+
+def test_every_embedding_method_gives_seeded_coordinates_that_separate_blobs():
+    from core.embed import METHODS, project
+    from core.errors import CTLensError
+
+    rng = np.random.default_rng(0)
+    features = np.concatenate([rng.normal(0, 1, (30, 40)), rng.normal(4, 1, (30, 40))])
+    labels = np.r_[np.zeros(30), np.ones(30)]
+    for method in METHODS:
+        for dims in (2, 3):
+            coords = project(features, method, dims, seed=3)
+            assert coords.shape == (60, dims) and coords.dtype == np.float32
+            np.testing.assert_array_equal(coords, project(features, method, dims, seed=3))
+            dist = np.linalg.norm(coords[:, None] - coords[None], axis=-1) + np.eye(60) * 1e9
+            assert (labels[dist.argmin(1)] == labels).mean() >= 0.95, method  # neighbours share the class
+    with pytest.raises(CTLensError):
+        project(features, "umap", 2)
+    with pytest.raises(CTLensError):
+        project(features, "pca", 4)
+
+
+def test_embed_command_writes_one_row_per_image_and_caches(train_root, tmp_path, monkeypatch, capsys):
+    import csv
+
+    monkeypatch.setenv("CTLENS_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", str(train_root), "--out", str(run), *TINY]) == 0
+    out = tmp_path / "emb" / "lbp.csv"
+    args = ["embed", str(train_root), "--model", str(run), "--features", "lbp", "--method", "kpca-rbf",
+            "--dims", "3", "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 32 and list(rows[0]) == ["id", "label", "prediction", "p_lesion", "x", "y", "z"]
+    cache = sorted((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len(cache) == 2  # the features and their projection
+    stamps = [p.stat().st_mtime_ns for p in cache]
+    assert main(args) == 0 and [p.stat().st_mtime_ns for p in cache] == stamps
+    capsys.readouterr()
+    assert main([*args[:-4], "--out", str(train_root / "inside.csv")]) == 2
+    assert "outside the input data" in capsys.readouterr().err and not (train_root / "inside.csv").exists()
