@@ -41,9 +41,9 @@ def _inject(window: MainWindow) -> None:
     assert series is not None
     n, (rows, cols) = len(series), series.shape[1:]
     rng = np.random.default_rng(0)
-    results = SeriesResults(n, (rows, cols), "gradcam", 1)
+    results = SeriesResults(n, (rows, cols), 1)
     probs = rng.random((n, 2)).astype(np.float32)
-    results.add_chunk(0, probs / probs.sum(1, keepdims=True), rng.random((n, 13, 13)).astype(np.float32), 1)
+    results.add_chunk(0, probs / probs.sum(1, keepdims=True), rng.random((n, 13, 13)).astype(np.float32))
     labels = np.zeros((n, rows, cols), np.uint8)
     yy, xx = np.mgrid[:rows, :cols]
     for k in range(0, n, 2):  # a lesion blob on every other slice

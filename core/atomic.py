@@ -1,4 +1,5 @@
-"""Atomic file writes: write beside the target, then rename over it (never a half-written file)."""
+"""Safe writing: atomic files (write beside the target, then rename over it) and never into the
+user's input folders."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from core.errors import CTLensError
 
 
 @contextmanager
@@ -28,3 +31,13 @@ def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def check_output_outside(out: Path, *inputs: Path) -> None:
+    """Refuse to write results into a folder the user's data came from."""
+    resolved = out.resolve()
+    for source in inputs:
+        src = source.resolve()
+        src_dir = src if src.is_dir() else src.parent
+        if resolved == src_dir or src_dir in resolved.parents:
+            raise CTLensError(f"{out}: choose an output folder outside the input data ({source})")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.datasets import Dataset, Sample
 from core.errors import Cancelled, CTLensError
 from core.preprocess import Preprocessing, prepare_batch
 
@@ -46,6 +47,17 @@ def predict_slices(
         if progress is not None:
             progress(min(start + batch_size, count), count)
     return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+
+def predict_samples(model: nn.Module, prep: Preprocessing, dataset: Dataset, samples: Sequence[Sample], *,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:  # fmt: skip
+    """Class probabilities (N, K) of a dataset's ``samples`` (see :func:`predict_slices`)."""
+
+    def load(i: int) -> tuple[np.ndarray, str]:
+        image = dataset.load_image(samples[i])
+        return image.pixels, image.unit
+
+    return predict_slices(model, prep, load, len(samples), progress=progress)
 
 
 @dataclass(frozen=True)

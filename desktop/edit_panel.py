@@ -42,8 +42,8 @@ class EditPanel(QtWidgets.QGroupBox):
         form.addRow("Brush radius", self.size)
         form.addRow(history)
         form.addRow(self.state_label)
-        self.draw_button.toggled.connect(lambda on: self._set_mode("draw" if on else "off"))
-        self.erase_button.toggled.connect(lambda on: self._set_mode("erase" if on else "off"))
+        self.draw_button.toggled.connect(lambda on: self.set_mode("draw" if on else "off"))
+        self.erase_button.toggled.connect(lambda on: self.set_mode("erase" if on else "off"))
         self.set_history(False, False, False)
 
     @property
@@ -61,11 +61,6 @@ class EditPanel(QtWidgets.QGroupBox):
             self.draw_button.setChecked(mode == "draw")
             self.erase_button.setChecked(mode == "erase")
         self.mode_changed.emit(self.mode)
-
-    def _set_mode(self, mode: str) -> None:
-        if mode == "off" and (self.draw_button.isChecked() or self.erase_button.isChecked()):
-            mode = self.mode  # the other button is still on
-        self.set_mode(mode)
 
     def set_history(self, can_undo: bool, can_redo: bool, dirty: bool) -> None:
         self.undo_button.setEnabled(can_undo)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui
 
-from core.atomic import atomic_path, atomic_write_text
-from core.cli.model_arg import check_output_outside
+from core.atomic import atomic_path, atomic_write_text, check_output_outside
 from core.io.series import Series
 from desktop.overlay import LESION_RGBA, lookup_table
 from desktop.results import SeriesResults
@@ -21,7 +21,8 @@ from desktop.results import SeriesResults
 LEGEND_HEIGHT = 44
 
 
-def results_csv(path: Path, series: Series, results: SeriesResults, threshold: float, sources: list[Path]) -> None:
+def results_csv(path: Path, series: Series, results: SeriesResults, threshold: float, sources: list[Path],
+                lesion_slices: Sequence[int] = ()) -> None:  # fmt: skip
     """One row per slice: position, lesion probability and (on lesion slices) the overlap scores."""
     check_output_outside(path.parent, *sources)
     buffer = io.StringIO()
@@ -29,6 +30,7 @@ def results_csv(path: Path, series: Series, results: SeriesResults, threshold: f
     writer.writerow(["slice", "position_mm", "p_lesion", "has_lesion", "threshold", "consistent_degree", "iou",
                      "dice", "pointing_game"])  # fmt: skip
     positions = series.geometry.positions_mm
+    lesions = set(lesion_slices)
     for i in range(len(series)):
         prob = f"{results.probabilities[i]:.6f}" if results.known[i] else ""
         scores = results.slice_scores(i, threshold)
@@ -37,7 +39,7 @@ def results_csv(path: Path, series: Series, results: SeriesResults, threshold: f
         else:
             overlap = [f"{scores.consistent_degree:.6f}", f"{scores.iou:.6f}", f"{scores.dice:.6f}",
                        str(int(bool(scores.pointing_game)))]  # fmt: skip
-        has_lesion = "1" if i in results.sweeps else ""
+        has_lesion = ("1" if i in lesions else "0") if lesions else ""  # "" = no annotations
         writer.writerow([i + 1, f"{positions[i]:.2f}", prob, has_lesion, f"{threshold:.2f}", *overlap])
     atomic_write_text(path, buffer.getvalue())
 

@@ -53,14 +53,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.results: SeriesResults | None = None
         self._tickets: dict[str, int] = {}
         self._lesions: LesionAnnotation | None = None
-        self._opening = ""
-        self._opening_path: str | None = None
+        self._opening: str | list[str] = ""  # what open_path was last given
         self.editor: LesionEditor | None = None
         self.settings = QtCore.QSettings()
         self._build_widgets()
         self._build_menus()
-        self._restore_preferences()
         self._connect()
+        self._restore_preferences()
         self.setAcceptDrops(True)
         self.statusBar().showMessage("Open a study with File ▸ Open folder")
         self.load_model(model_path)
@@ -188,9 +187,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._settle_unsaved():
             return
         self._tickets["study"] = self.engine.open_study(path)
-        self._opening_path = str(path) if not isinstance(path, list) else None
-        first = Path(path[0]) if isinstance(path, list) else Path(path)
-        self._opening = first.name if not isinstance(path, list) or len(path) == 1 else f"{len(path)} files"
+        self._opening = [str(p) for p in path] if isinstance(path, list) else str(path)
 
     def load_model(self, path: str | Path | None) -> None:
         """Load a checkpoint (``None``: the demo model, trained on first use)."""
@@ -203,7 +200,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if (previous := self._tickets.get("analysis")) is not None:
             self.engine.cancel(previous)
         hp = self.heatmap_panel
-        self.results = SeriesResults(len(self.series), self.series.shape[1:], hp.method, hp.target)
+        self.results = SeriesResults(len(self.series), self.series.shape[1:], self.model.card.positive_index)
         self.view.strip.reset(len(self.series))
         self.view.strip.set_current(self.view.index)
         self.verdict_panel.clear("analysing…")
@@ -236,10 +233,6 @@ class MainWindow(QtWidgets.QMainWindow):
         hp.opacity.setValue(int(st.value("heatmap/opacity", 40)))
         hp.threshold.setValue(int(st.value("heatmap/threshold", 70)))
         hp.style_box.setCurrentText(str(st.value("heatmap/support", "outline")))
-        self.view.overlays.set_colormap(hp.colormap_box.currentText())
-        self.view.overlays.set_opacity(hp.opacity.value() / 100)
-        self.view.overlays.set_threshold(hp.threshold_value)
-        self.view.overlays.set_support_style(hp.style_box.currentText())
         self.view.set_preset(str(st.value("view/window", "lung")))
         self.info_panel.hide_box.setChecked(str(st.value("privacy/hide_identity", "false")).lower() == "true")
         self._update_recent_menu()
@@ -330,7 +323,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_chunk(self, chunk: Chunk) -> None:
         if not self._current("analysis", chunk.ticket) or self.results is None:
             return
-        self.results.add_chunk(chunk.start, chunk.probabilities, chunk.raw, self.results.target)
+        self.results.add_chunk(chunk.start, chunk.probabilities, chunk.raw)
         self.view.strip.set_values(chunk.start, self.results.probabilities[chunk.start : chunk.start + len(chunk.raw)])
         self._update_verdict()
         if chunk.start <= self.view.index < chunk.start + len(chunk.raw):
@@ -353,13 +346,14 @@ class MainWindow(QtWidgets.QMainWindow):
         hide = self.info_panel.hide_identity
         who = " · ".join(v for v in (shown_value(fields, k, hide) for k in ("PatientID", "StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
-        name = self._opening or study.source
+        opened = self._opening
+        name = Path(opened).name if isinstance(opened, str) else f"{len(opened)} files"
         self.statusBar().showMessage(f"{who or name}{note}")
         self.statusBar().setToolTip("\n".join(study.warnings))
         self.setWindowTitle(f"CTLens — {name}")
         self._show_series(study.series[0])
-        if isinstance(self._opening_path, str):
-            self._remember(self._opening_path)
+        if isinstance(opened, str):
+            self._remember(opened)
         self.study_loaded.emit(study)
 
     def _show_series(self, series: Series) -> None:
@@ -602,7 +596,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.results is None or self.series is None:
             return False
         series, results, t = self.series, self.results, self.heatmap_panel.threshold_value
-        return self._export(lambda: results_csv(path, series, results, t, self._sources()), path)
+        lesions = self._lesions.lesion_slices if self._lesions is not None else ()
+        return self._export(lambda: results_csv(path, series, results, t, self._sources(), lesions), path)
 
     def _export(self, write, path: Path) -> bool:  # noqa: ANN001
         try:

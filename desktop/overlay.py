@@ -7,6 +7,8 @@ Moving the threshold recomputes one boolean mask and its outline, never the netw
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyqtgraph as pg
 
@@ -19,13 +21,20 @@ SUPPORT_TINT = (255, 255, 255, 90)
 LESION_RGBA = (40, 255, 90, 255)
 
 
+@functools.cache
 def lookup_table(name: str) -> np.ndarray:
-    """(256, 3) uint8 colours of a colour map (jet as in the paper, or a perceptually uniform one)."""
+    """(256, 3) uint8 colours of a colour map (jet as in the paper, or a perceptually uniform one).
+
+    Made once per name (the slice view asks on every slice change); read-only.
+    """
     if name == "jet":
-        return (jet(np.linspace(0.0, 1.0, 256, dtype=np.float32)) * 255).round().astype(np.uint8)
-    if name not in COLORMAPS:
+        lut = (jet(np.linspace(0.0, 1.0, 256, dtype=np.float32)) * 255).round().astype(np.uint8)
+    elif name in COLORMAPS:
+        lut = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+    else:
         raise ValueError(f"unknown colour map {name!r} ({', '.join(COLORMAPS)})")
-    return pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
 
 
 def outline(mask: np.ndarray) -> np.ndarray:

@@ -13,10 +13,9 @@ from core.overlap import OverlapScores, OverlapSummary, ThresholdSweep, summaris
 
 
 class SeriesResults:
-    def __init__(self, count: int, shape: tuple[int, int], method: str, target: int) -> None:
+    def __init__(self, count: int, shape: tuple[int, int], positive: int) -> None:
         self.shape = shape
-        self.method = method
-        self.target = target
+        self.positive = positive  # the lesion class, whatever class the maps explain
         self.probabilities = np.zeros(count, np.float32)  # of the lesion class
         self.known = np.zeros(count, bool)
         self.raw: np.ndarray | None = None  # (count, h, w) once the first chunk is in
@@ -27,9 +26,9 @@ class SeriesResults:
     def complete(self) -> bool:
         return bool(self.known.all())
 
-    def add_chunk(self, start: int, probabilities: np.ndarray, raw: np.ndarray, positive: int) -> None:
+    def add_chunk(self, start: int, probabilities: np.ndarray, raw: np.ndarray) -> None:
         stop = start + len(probabilities)
-        self.probabilities[start:stop] = probabilities[:, positive]
+        self.probabilities[start:stop] = probabilities[:, self.positive]
         if self.raw is None:
             self.raw = np.zeros((len(self.known), *raw.shape[1:]), np.float32)
         self.raw[start:stop] = raw

@@ -73,7 +73,6 @@ class StudyView(QtWidgets.QWidget):
     """Shows slice ``index`` of a series through a window (lung by default)."""
 
     slice_changed = QtCore.Signal(int)
-    window_changed = QtCore.Signal(object)  # Window
     hovered = QtCore.Signal(str)  # "x, y: value" under the cursor, "" outside the slice
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -127,11 +126,6 @@ class StudyView(QtWidgets.QWidget):
     def window(self) -> Window:
         return self._window
 
-    @property
-    def pixels(self) -> np.ndarray | None:
-        """The current slice's pixels (HU for CT)."""
-        return self._pixels
-
     def set_series(self, series: Series, index: int | None = None) -> None:
         """Show ``series`` at ``index`` (its middle slice by default), header window if any."""
         self.series = series
@@ -160,7 +154,6 @@ class StudyView(QtWidgets.QWidget):
     def set_window(self, window: Window) -> None:
         self._window = window
         self._show()
-        self.window_changed.emit(window)
 
     def set_preset(self, name: str) -> None:
         """Select a window preset by name ("lung", "mediastinum", "bone", "header")."""

@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.diagnose import RULES, StudyVerdict, study_verdict
 
-RULE_NAMES = {"topk": "mean of top 3 slices", "max": "most suspicious slice", "fraction": "fraction of slices > 0.5"}
+RULE_NAMES = {"max": "most suspicious slice", "topk": "mean of top 3 slices", "fraction": "fraction of slices > 0.5"}
 
 
 class VerdictPanel(QtWidgets.QGroupBox):
@@ -23,9 +23,9 @@ class VerdictPanel(QtWidgets.QGroupBox):
         self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet("color: gray")
         self.rule_box = QtWidgets.QComboBox()
-        for rule in ("topk", "max", "fraction"):
-            assert rule in RULES
+        for rule in RULES:
             self.rule_box.addItem(RULE_NAMES[rule], rule)
+        self.rule_box.setCurrentIndex(RULES.index("topk"))  # the engine's default
         self.rule_box.setToolTip("How per-slice probabilities combine into the study verdict")
         self.suspicious = QtWidgets.QListWidget()
         self.suspicious.setMaximumHeight(110)

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     model, card, path = load_model(args.model, args.device)
     study = open_study(args.study)
-    positive = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
+    positive = card.positive_index
     for series in study.series:
         bar = None if args.json else ProgressBar(f"diagnose {series.info.description}")
 

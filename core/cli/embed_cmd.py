@@ -7,14 +7,12 @@ import csv
 import io
 from pathlib import Path
 
-import numpy as np
-
-from core.atomic import atomic_write_text
-from core.cli.model_arg import check_output_outside, load_model
+from core.atomic import atomic_write_text, check_output_outside
+from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
 from core.demo import cache_dir
-from core.diagnose import predict_slices
+from core.diagnose import predict_samples
 from core.embed import METHODS, cached_projection
 from core.features.extract import KINDS, dataset_features
 
@@ -41,12 +39,8 @@ def run(args: argparse.Namespace) -> int:
     key, features = dataset_features(args.features, model, card.preprocessing, path, dataset, samples,
                                      progress=ProgressBar(f"{args.features} features"))  # fmt: skip
 
-    def load(i: int) -> tuple[np.ndarray, str]:
-        image = dataset.load_image(samples[i])
-        return image.pixels, image.unit
-
-    positive = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
-    probs = predict_slices(model, card.preprocessing, load, len(samples), progress=ProgressBar("predictions"))
+    positive = card.positive_index
+    probs = predict_samples(model, card.preprocessing, dataset, samples, progress=ProgressBar("predictions"))
     coords = cached_projection(cache_dir() / "features", key, features, args.method, args.dims, args.seed)
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -12,7 +12,7 @@ import numpy as np
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
-from core.diagnose import predict_slices
+from core.diagnose import predict_samples
 from core.evaluate import best_per_column, cv_folds, held_out, score_method, svm_cross_validated, table
 from core.features.extract import dataset_features
 
@@ -39,13 +39,9 @@ def run(args: argparse.Namespace) -> int:
     split, samples = held_out(dataset)
     labels = np.array([s.label for s in samples])
 
-    def load(i: int) -> tuple[np.ndarray, str]:
-        image = dataset.load_image(samples[i])
-        return image.pixels, image.unit
-
     bar = None if quiet else ProgressBar(f"network on {split} ({len(samples)})")
-    positive = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
-    probs = predict_slices(model, card.preprocessing, load, len(samples), progress=bar)[:, positive]
+    positive = card.positive_index
+    probs = predict_samples(model, card.preprocessing, dataset, samples, progress=bar)[:, positive]
     results.append(score_method(f"{card.arch} ({split})", labels, probs, 0.5, bootstrap=args.bootstrap))
     if args.baselines:
         everything = dataset.samples

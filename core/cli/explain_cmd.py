@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.atomic import atomic_path, atomic_write_text
-from core.cli.model_arg import check_output_outside, load_model
+from core.atomic import atomic_path, atomic_write_text, check_output_outside
+from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import Dataset, Sample, open_dataset
 from core.explain.cam import heatmaps_on_grid
@@ -46,7 +46,7 @@ def _safe_name(sample_id: str) -> str:
 def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...]) -> list[dict[str, object]]:
     model, card, _ = load_model(args.model, args.device)
     device = next(model.parameters()).device
-    positive = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
+    positive = card.positive_index
     rows: list[dict[str, object]] = []
     bar = ProgressBar(f"explain ({args.method})")
     for start in range(0, len(samples), args.batch_size):

@@ -21,13 +21,3 @@ def load_model(path: str | None, device: str | None) -> tuple[torch.nn.Module, M
         p = p / "best.safetensors"
     model, card = load_checkpoint(p, pick_device(device))
     return model, card, p
-
-
-def check_output_outside(out: Path, *inputs: Path) -> None:
-    """Refuse to write results into a folder the user's data came from."""
-    resolved = out.resolve()
-    for source in inputs:
-        src = source.resolve()
-        src_dir = src if src.is_dir() else src.parent
-        if resolved == src_dir or src_dir in resolved.parents:
-            raise CTLensError(f"{out}: choose an output folder outside the input data ({source})")

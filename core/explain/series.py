@@ -60,7 +60,7 @@ def explain_series(
     (a viewer shows them slice by slice).
     """
     if target is None:
-        target = card.classes.index("COVID") if "COVID" in card.classes else len(card.classes) - 1
+        target = card.positive_index
     device = next(model.parameters()).device
     probs, maps = [], []
     n = len(series)

@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from core import __version__
-from core.atomic import atomic_path
+from core.atomic import atomic_path, check_output_outside
 from core.errors import CTLensError
 from core.io.series import Series
 
@@ -80,10 +80,8 @@ def save_lesions(labels: np.ndarray, classes: dict[int, str], series: Series, fo
         raise CTLensError(f"labels {labels.shape} do not match the series {series.shape}")
     if not labels.any():
         raise CTLensError("no lesion drawn: nothing to save")
-    source = Path(series.info.source).resolve() if series.info.source else None
-    target = folder.resolve()
-    if source is not None and (target == source or source in target.parents):
-        raise CTLensError(f"{folder}: choose a folder outside the study ({series.info.source})")
+    if series.info.source:
+        check_output_outside(folder, Path(series.info.source))
     written = []
     nifti = folder / f"{stem}.nii.gz"
     with atomic_path(nifti) as tmp:

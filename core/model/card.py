@@ -28,6 +28,11 @@ class ModelCard:
     ctlens_version: str = __version__
     format: int = FORMAT
 
+    @property
+    def positive_index(self) -> int:
+        """The index of the lesion class ("COVID", else the last class)."""
+        return self.classes.index("COVID") if "COVID" in self.classes else len(self.classes) - 1
+
     def to_json(self) -> str:
         data = asdict(self)
         data["classes"] = list(self.classes)

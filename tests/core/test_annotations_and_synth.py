@@ -155,7 +155,7 @@ def test_saved_lesions_reload_identically_and_never_into_the_study(synth_root, t
         again = load_annotation(path, series)
         np.testing.assert_array_equal(again.labels, labels)
         assert again.classes == {1: "ground-glass opacity", 2: "consolidation"}
-    with pytest.raises(CTLensError, match="outside the study"):
+    with pytest.raises(CTLensError, match="outside the input data"):
         save_lesions(labels, {1: "lesion"}, series, synth_root / "SYN002" / "CT" / "mine")
     with pytest.raises(CTLensError, match="nothing to save"):
         save_lesions(np.zeros_like(labels), {1: "lesion"}, series, tmp_path / "empty")

@@ -379,3 +379,13 @@ def test_hover_reports_position_and_hu_and_tint_fills_the_support(make_window, s
     window.heatmap_panel.style_box.setCurrentText("filled")
     heat = view.overlays.heatmap
     np.testing.assert_array_equal(view.overlays.support_item.image[..., 3] > 0, heat > 0.7)
+
+
+def test_explaining_another_class_keeps_the_lesion_probabilities(make_window, synth_root, qtbot):
+    window = make_window(synth_root / "SYN001")
+    before = window.results.probabilities.copy()
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.heatmap_panel.target_box.setCurrentIndex(0)  # explain "non-COVID"
+    assert window.heatmap_panel.target == 0
+    np.testing.assert_allclose(window.results.probabilities, before, atol=1e-5)  # strip and verdict: still p(lesion)
+    np.testing.assert_allclose(window.view.strip.probabilities, before, atol=1e-5)
