@@ -2,16 +2,17 @@
 
 Baselines are scored by k-fold cross-validation over the whole dataset (stratified, grouped
 by patient when patient ids exist, seeded), out-of-fold SVM decision values giving one score
-per image. The network is scored on the images it did not train on: the dataset's ``test``
-split, else ``val``, else every image (a model trained elsewhere). Every method gets the
-paper's rates at its cut-off, ROC AUC, 95% bootstrap intervals, the confusion matrix and ROC
-points.
+per image. The network is scored on the images it did not train on (see :func:`held_out`).
+Every method gets the paper's rates at its cut-off, ROC AUC, 95% bootstrap intervals, the
+confusion matrix and ROC points.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -22,6 +23,7 @@ from sklearn.svm import SVC
 from core.datasets import Dataset, Sample
 from core.errors import DatasetError
 from core.metrics import METRICS, Confusion, all_metrics, bootstrap_ci, confusion, roc_points
+from core.train.splits import make_split
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,18 @@ def svm_cross_validated(features: np.ndarray, labels: np.ndarray, folds: list[tu
     return scores, per_fold
 
 
-def held_out(dataset: Dataset) -> tuple[str, tuple[Sample, ...]]:
-    """The images a model trained on this dataset did not see: test, else val, else all."""
+def held_out(dataset: Dataset, training_data: dict[str, Any]) -> tuple[str, tuple[Sample, ...]]:
+    """The images a model did not train on: the dataset's test, else val split; for a model trained
+    on this very dataset without split files, the validation part of its own seeded split; else all
+    (a model trained elsewhere). ``training_data`` is the model card's."""
     for name in ("test", "val"):
         if dataset.split(name):
             return name, dataset.split(name)
+    root = training_data.get("root")
+    if root is not None and Path(root).resolve() == Path(dataset.root).resolve():
+        split = make_split(dataset, val_fraction=float(training_data.get("val_fraction", 0.2)),
+                           seed=int(training_data.get("seed", 0)))  # fmt: skip
+        return "val", split.val
     return "all", dataset.samples
 
 

@@ -54,6 +54,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tickets: dict[str, int] = {}
         self._lesions: LesionAnnotation | None = None
         self._opening: str | list[str] = ""  # what open_path was last given
+        self._study_paths: list[str] = []  # what the current study was opened from
         self.editor: LesionEditor | None = None
         self.settings = QtCore.QSettings()
         self._build_widgets()
@@ -157,13 +158,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.verdict_panel.slice_requested.connect(self.view.set_index)
         self.verdict_panel.rule_changed.connect(lambda _: self._update_verdict())
         hp = self.heatmap_panel
-        hp.visibility_changed.connect(self.view.overlays.set_heat_visible)
+        hp.visibility_changed.connect(self._on_heat_visible)
         hp.opacity_changed.connect(self.view.overlays.set_opacity)
         hp.colormap_changed.connect(self.view.overlays.set_colormap)
         hp.support_style_changed.connect(self.view.overlays.set_support_style)
         hp.threshold_changed.connect(self._on_threshold)
         hp.explanation_changed.connect(lambda *_: self.analyse())
-        self.overlap_panel.lesions_visibility_changed.connect(self.view.overlays.set_lesion_visible)
+        self.overlap_panel.lesions_visibility_changed.connect(self._on_lesions_visible)
         self.cancel_button.clicked.connect(lambda: self.engine.cancel())
         self.edit_panel.mode_changed.connect(self._on_edit_mode)
         self.edit_panel.undo_button.clicked.connect(self.undo)
@@ -197,8 +198,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Diagnose and explain the current series with the panel's method and target."""
         if self.series is None or self.model is None:
             return
-        if (previous := self._tickets.get("analysis")) is not None:
-            self.engine.cancel(previous)
+        self._drop_jobs("analysis", "sweeps")
         hp = self.heatmap_panel
         self.results = SeriesResults(len(self.series), self.series.shape[1:], self.model.card.positive_index)
         self.view.strip.reset(len(self.series))
@@ -206,6 +206,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.verdict_panel.clear("analysing…")
         self._tickets["analysis"] = self.engine.analyse(self.series, method=hp.method, target=hp.target)
         self._on_slice_changed(self.view.index)
+
+    def _drop_jobs(self, *kinds: str) -> None:
+        """Cancel these jobs and forget their tickets, so a late result can no longer land."""
+        for kind in kinds:
+            if (ticket := self._tickets.pop(kind, None)) is not None:
+                self.engine.cancel(ticket)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
         if not self._settle_unsaved():
@@ -310,6 +316,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._start_sweeps()
         elif kind == "annotation":
             assert isinstance(result, LesionAnnotation)
+            if self.series is None or result.series_uid != self.series.uid:
+                return
             self._set_lesions(result)
             if self.results is not None and self.results.complete:
                 self._start_sweeps()
@@ -347,6 +355,7 @@ class MainWindow(QtWidgets.QMainWindow):
         who = " · ".join(v for v in (shown_value(fields, k, hide) for k in ("PatientID", "StudyDescription")) if v)
         note = f"  ⚠ {len(study.warnings)} warning(s): {study.warnings[0]}" if study.warnings else ""
         opened = self._opening
+        self._study_paths = [opened] if isinstance(opened, str) else list(opened)
         name = Path(opened).name if isinstance(opened, str) else f"{len(opened)} files"
         self.statusBar().showMessage(f"{who or name}{note}")
         self.statusBar().setToolTip("\n".join(study.warnings))
@@ -357,6 +366,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study_loaded.emit(study)
 
     def _show_series(self, series: Series) -> None:
+        self._drop_jobs("annotation")
         self.series = series
         self.editor = None
         self.edit_panel.set_mode("off")
@@ -402,10 +412,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self._show_series(self.study.series[row])
 
     def _on_slice_changed(self, index: int) -> None:
-        heat = self.results.heatmap(index) if self.results is not None else None
-        self.view.overlays.set_heatmap(heat)
-        self.view.overlays.set_lesion(None if self._lesions is None else self._lesions.mask(index))
+        """Show slice ``index``'s overlays; hidden ones are not computed at all."""
+        layers = self.view.overlays
+        show_heat = self.results is not None and layers.heat_visible
+        layers.set_heatmap(self.results.heatmap(index) if show_heat and self.results is not None else None)
+        show_lesion = self._lesions is not None and layers.lesion_visible
+        layers.set_lesion(self._lesions.mask(index) if show_lesion and self._lesions is not None else None)
         self._update_overlap()
+
+    def _on_heat_visible(self, visible: bool) -> None:
+        self.view.overlays.set_heat_visible(visible)
+        self._on_slice_changed(self.view.index)
+
+    def _on_lesions_visible(self, visible: bool) -> None:
+        self.view.overlays.set_lesion_visible(visible)
+        self._on_slice_changed(self.view.index)
 
     def _on_threshold(self, threshold: float) -> None:
         self.view.overlays.set_threshold(threshold)
@@ -424,8 +445,11 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         index = self.view.index
         scores = self.results.slice_scores(index, t)
-        reason = "no lesion on this slice" if index not in lesions.lesion_slices else "heatmap not computed yet"
-        self.overlap_panel.show_slice(scores, reason)
+        if scores is None:
+            reason = "heatmap not computed yet" if lesions.labels[index].any() else "no lesion on this slice"
+            self.overlap_panel.show_slice(None, reason)
+        else:
+            self.overlap_panel.show_slice(scores, "")
         self.overlap_panel.show_study(self.results.study_summary(t) if self.results.sweeps else None)
 
     # -- lesion editing -----------------------------------------------------------------------
@@ -516,7 +540,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         assert self.editor is not None and self.series is not None
         try:
-            written = save_lesions(self.editor.labels, self.editor.classes, self.series, folder)
+            written = save_lesions(self.editor.labels, self.editor.classes, self.series, folder, self._sources())
         except (CTLensError, OSError) as exc:
             self.statusBar().showMessage(f"Cannot save lesions: {exc}")
             return False
@@ -551,7 +575,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.load_model(path)
 
     def _sources(self) -> list[Path]:
-        return [Path(p) for p in (self.study.source.split(", ") if self.study is not None else [])]
+        """The paths the current study was opened from (exports and drawings never go there)."""
+        return [Path(p) for p in self._study_paths]
 
     def _on_export_png(self, overlays: bool = True) -> None:
         if self.series is None:

@@ -143,6 +143,11 @@ class StudyView(QtWidgets.QWidget):
             self._window = Window(1.0, 0.5, "image")
         elif series.info.unit != "HU":  # MR, CR...: the header's window, else the slice's range
             self._window = series.info.window or _auto_window(series.slice(self.slider.value()))
+        else:  # CT: the selected preset, never a window left over from the previous series
+            chosen = self.window_box.currentText()
+            self._window = (
+                series.info.window if chosen == "header" and series.info.window else PRESETS.get(chosen, LUNG)
+            )
         self._show()
         self.fit()  # fit a new series; scrolling keeps the user's zoom
         self.slice_changed.emit(self.index)

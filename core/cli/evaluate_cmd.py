@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(Path(args.data), positive=args.positive)
     quiet = args.json
     results = []
-    split, samples = held_out(dataset)
+    split, samples = held_out(dataset, card.training_data)
     labels = np.array([s.label for s in samples])
 
     bar = None if quiet else ProgressBar(f"network on {split} ({len(samples)})")

@@ -71,17 +71,17 @@ def nifti_image(labels: np.ndarray, affine_lps: np.ndarray) -> nib.Nifti1Image:
 
 
 def save_lesions(labels: np.ndarray, classes: dict[int, str], series: Series, folder: Path,
-                 stem: str = "lesions") -> list[Path]:  # fmt: skip
+                 inputs: Sequence[Path] = (), stem: str = "lesions") -> list[Path]:  # fmt: skip
     """Write ``folder/stem.nii.gz`` and, for a DICOM series of single-frame files, ``stem.seg.dcm``.
 
-    Refuses the folder the series was read from (CTLens never writes into a user's study).
+    Refuses the series' folder and the ``inputs`` the study was opened from (CTLens never
+    writes into a user's study).
     """
     if labels.shape != series.shape:
         raise CTLensError(f"labels {labels.shape} do not match the series {series.shape}")
     if not labels.any():
         raise CTLensError("no lesion drawn: nothing to save")
-    if series.info.source:
-        check_output_outside(folder, Path(series.info.source))
+    check_output_outside(folder, *inputs, *([Path(series.info.source)] if series.info.source else []))
     written = []
     nifti = folder / f"{stem}.nii.gz"
     with atomic_path(nifti) as tmp:

@@ -150,7 +150,8 @@ def train(
         start, records = 0, []
         atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={
-        "root": str(dataset.root), "layout": dataset.layout, "split": split.how,
+        "root": str(dataset.root), "layout": dataset.layout, "split": split.how, "seed": cfg.seed,
+        "val_fraction": cfg.val_fraction,
         "train": [len(split.train), int(labels["train"].sum())], "val": [len(split.val), int(labels["val"].sum())],
     })  # fmt: skip
     counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()

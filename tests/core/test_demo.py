@@ -33,7 +33,7 @@ def test_demo_model_is_trained_once_and_reused(cache):
     model, card = load_checkpoint(path)
     assert card.arch == "alexnet" and card.preprocessing.input_size == 96
     assert card.training_data["root"] == "synthetic demo set test"
-    assert calls[-1][0] <= calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
     stamp = path.stat().st_mtime_ns
     assert ensure_demo_model(TINY) == path and path.stat().st_mtime_ns == stamp  # cached, not retrained
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no work folder left
@@ -43,6 +43,12 @@ def test_cancelled_demo_model_leaves_nothing(cache):
     with pytest.raises(Cancelled):
         ensure_demo_model(TINY, cancel=lambda: True)
     assert not demo_model_path(TINY).exists()
+    assert list(demo_model_path(TINY).parent.iterdir()) == []
+    seen = []  # now cancel in the middle of training
+    patients = TINY.data.patients
+    with pytest.raises(Cancelled):
+        ensure_demo_model(TINY, progress=lambda d, n: seen.append(d), cancel=lambda: any(d > patients for d in seen))
+    assert any(d > patients for d in seen)  # training had started
     assert list(demo_model_path(TINY).parent.iterdir()) == []
 
 

@@ -43,7 +43,10 @@ def test_best_per_column_marks_the_highest():
     y = np.array([0, 0, 1, 1])
     good = score_method("good", y, np.array([0.1, 0.2, 0.8, 0.9]), 0.5, bootstrap=20)
     bad = score_method("bad", y, np.array([0.9, 0.2, 0.8, 0.1]), 0.5, bootstrap=20)
-    assert best_per_column([bad, good])["auc"] == "good" and good.confusion.tp == 2
+    twin = score_method("twin", y, np.array([0.1, 0.2, 0.8, 0.9]), 0.5, bootstrap=20)
+    assert best_per_column([good, bad])["auc"] == "good" and best_per_column([bad, good])["auc"] == "good"
+    assert best_per_column([good, twin])["acc"] == "good"  # ties go to the first
+    assert good.confusion.tp == 2
 
 
 def test_evaluate_command_with_baselines_and_feature_cache(train_root, tmp_path, monkeypatch, capsys):
@@ -56,17 +59,20 @@ def test_evaluate_command_with_baselines_and_feature_cache(train_root, tmp_path,
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in report["methods"]]
-    assert names == ["alexnet (all)", "LBP + SVM (2-fold CV)", "deep features + SVM (2-fold CV)"]
+    # the network is scored only on the validation part of its own training split
+    assert names == ["alexnet (val)", "LBP + SVM (2-fold CV)", "deep features + SVM (2-fold CV)"]
+    val_images = json.loads((run / "best.json").read_text())["training_data"]["val"][0]
+    assert [m["images"] for m in report["methods"]] == [val_images, 32, 32] and val_images < 32
     for method in report["methods"]:
         assert set(method["metrics"]) == {"acc", "sensitivity", "specificity", "ppv", "npv", "f1", "auc"}
         low, high = method["ci"]["acc"]
         assert low <= method["metrics"]["acc"] <= high
-        assert method["images"] == 32
     assert len(report["methods"][1]["folds"]) == 2 and set(report["best"]) <= set(report["methods"][0]["metrics"])
     cached = sorted((tmp_path / "cache" / "features").glob("*.npy"))
     assert len(cached) == 2 and {np.load(p).shape[1] for p in cached} == {59, 9216}
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert main(args) == 0  # the second run reads the cached features
+    assert sorted((tmp_path / "cache" / "features").glob("*.npy")) == cached  # no new key
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert json.loads(capsys.readouterr().out)["methods"][1]["metrics"] == report["methods"][1]["metrics"]
 
@@ -108,6 +114,7 @@ def test_embed_command_writes_one_row_per_image_and_caches(train_root, tmp_path,
     assert len(cache) == 2  # the features and their projection
     stamps = [p.stat().st_mtime_ns for p in cache]
     assert main(args) == 0 and [p.stat().st_mtime_ns for p in cache] == stamps
+    assert sorted((tmp_path / "cache" / "features").glob("*.npy")) == cache  # nothing recomputed
     capsys.readouterr()
     assert main([*args[:-4], "--out", str(train_root / "inside.csv")]) == 2
     assert "outside the input data" in capsys.readouterr().err and not (train_root / "inside.csv").exists()

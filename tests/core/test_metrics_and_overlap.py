@@ -126,3 +126,4 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
     for key, (low, high) in ci.items():
         assert low <= point[key] <= high and high - low < 0.3
     assert ci == bootstrap_ci(y, s, n=300, seed=4)
+    assert ci != bootstrap_ci(y, s, n=300, seed=5)

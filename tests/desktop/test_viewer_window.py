@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.overlap import score_slice
-from desktop.overlay import outline
+from core.diagnose import study_verdict
+from core.explain.cam import heatmaps_on_grid
+from core.explain.series import explain_series
+from core.overlap import score_slice, summarise
+from desktop.overlay import lookup_table, outline
 
 
 def test_opens_middle_slice_with_lung_window(make_window, synth_root):
@@ -50,11 +53,17 @@ def test_analysis_fills_strip_verdict_and_heatmap(make_window, synth_root):
     strip = window.view.strip
     assert strip.known.all()
     np.testing.assert_allclose(strip.probabilities, results.probabilities)
+    # the maps and probabilities are the engine's, computed independently here
+    model, card = window.engine._model
+    want = explain_series(model, card, window.series)
+    np.testing.assert_allclose(results.raw, want.raw, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results.probabilities, want.probabilities[:, 1], atol=1e-5)
     verdict = window.verdict_panel.verdict
-    assert verdict is not None and window.verdict_panel.suspicious.count() == len(verdict.suspicious)
+    assert verdict == study_verdict(want.probabilities[:, 1], "topk")
+    assert window.verdict_panel.suspicious.count() == len(verdict.suspicious)
     assert ("COVID lesion" if verdict.positive else "No lesion") in window.verdict_panel.verdict_label.text()
     heat = window.view.overlays.heat_item.image
-    assert heat.shape == (128, 128) and heat.min() >= 0 and heat.max() <= 1
+    np.testing.assert_allclose(heat, heatmaps_on_grid(want.raw[window.view.index][None], (128, 128))[0], atol=1e-5)
     assert window.view.overlays.heat_item.isVisible()
     window.verdict_panel.suspicious.itemClicked.emit(window.verdict_panel.suspicious.item(0))
     assert window.view.index == verdict.suspicious[0]
@@ -69,8 +78,10 @@ def test_threshold_moves_support_outline_and_overlap_numbers(make_window, synth_
     index = lesion_slices[len(lesion_slices) // 2]
     window.view.set_index(index)
     overlays = window.view.overlays
-    heat = overlays.heatmap
+    heat = heatmaps_on_grid(window.results.raw[index][None], (128, 128))[0]  # not the overlay's own copy
+    np.testing.assert_allclose(overlays.heatmap, heat)
     mask = window._lesions.mask(index)
+    lesion_maps = {i: heatmaps_on_grid(window.results.raw[i][None], (128, 128))[0] for i in lesion_slices}
     for t in (0.3, 0.7):
         window.heatmap_panel.threshold.setValue(round(t * 100))
         shown = overlays.support_item.image[..., 3] > 0
@@ -78,7 +89,9 @@ def test_threshold_moves_support_outline_and_overlap_numbers(make_window, synth_
         want = score_slice(heat, mask, t)
         assert window.overlap_panel.cell(0, 0) == f"{want.consistent_degree:.1%}"
         assert window.overlap_panel.cell(2, 0) == f"{want.dice:.1%}"
-    assert window.overlap_panel.cell(0, 1) != "–"  # the study column is filled
+        study = summarise(score_slice(lesion_maps[i], window._lesions.mask(i), t) for i in lesion_slices)
+        assert window.overlap_panel.cell(0, 1) == f"{study.consistent_degree:.1%}"
+        assert window.overlap_panel.cell(1, 1) == f"{study.iou:.1%}"
     lesion_shown = overlays.lesion_item.image[..., 3] > 0
     np.testing.assert_array_equal(lesion_shown, outline(mask))
 
@@ -97,7 +110,7 @@ def test_overlay_and_lesion_toggles(make_window, synth_root):
     window.heatmap_panel.opacity.setValue(70)
     assert overlays.heat_item.opacity() == pytest.approx(0.7)
     window.heatmap_panel.colormap_box.setCurrentText("viridis")
-    assert overlays.colormap == "viridis"
+    np.testing.assert_array_equal(overlays.heat_item.lut, lookup_table("viridis"))
 
 
 def test_slice_without_lesion_says_so(make_window, synth_root):
@@ -137,14 +150,23 @@ def test_cancel_stops_a_running_analysis(make_window, synth_root, qtbot):
     assert not window.results.complete
 
 
-def test_non_ct_series_gets_its_header_or_an_automatic_window(make_window):
+def test_non_ct_series_gets_its_header_or_an_automatic_window(make_window, synth_root, tmp_path, qtbot):
+    from PIL import Image as PILImage
     from pydicom.data import get_testdata_file
 
     window = make_window(get_testdata_file("MR_small.dcm", download=False))
     view = window.view
     low, high = view.image.levels
-    assert view.window.name in ("header", "auto")
+    assert view.window.name == "header"
     assert low < float(view.image.image.mean()) < high  # the anatomy is inside the window, not clipped away
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.open_path(synth_root / "SYN001")
+    assert view.window.name == "lung" and tuple(view.image.levels) == (-1350.0, 150.0)  # not MR's window
+    ramp = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)  # no header window at all
+    PILImage.fromarray(ramp).save(tmp_path / "ramp.png")
+    with qtbot.waitSignal(window.analysis_done, timeout=60_000):
+        window.open_path(tmp_path / "ramp.png")
+    assert view.window.name == "image" and tuple(view.image.levels) == (0.0, 1.0)
 
 
 def test_scrolling_keeps_the_users_zoom(make_window, synth_root):
@@ -312,6 +334,8 @@ def test_draw_save_reload_and_unsaved_prompt(make_window, synth_root, qtbot, tmp
     window.open_path(synth_root / "SYN001")
     assert asked and window.study.series[0].info.fields["PatientID"] == "SYN002"  # cancelled: still here
     assert not window.save_lesions(synth_root / "SYN002" / "CT")  # never into the study
+    assert not window.save_lesions(synth_root / "SYN002" / "mine")  # nor anywhere under the opened folder
+    assert not (synth_root / "SYN002" / "mine").exists()
     assert window.statusBar().currentMessage().startswith("Cannot save lesions:")
     assert window.save_lesions(tmp_path / "mine") and not window.editor.dirty
     assert {p.name for p in (tmp_path / "mine").iterdir()} == {"lesions.nii.gz", "lesions.seg.dcm"}
@@ -322,18 +346,24 @@ def test_draw_save_reload_and_unsaved_prompt(make_window, synth_root, qtbot, tmp
     np.testing.assert_array_equal(window._lesions.mask(index), drawn)
 
 
-def test_cancelling_one_job_leaves_the_next_one_running(qtbot, tiny_model, synth_root):
+def test_cancelling_one_job_leaves_the_next_one_running(qtbot, synth_root):
+    import threading
+
     from desktop.engine import Engine
 
     engine = Engine("cpu")
+    gate = threading.Event()
     done, failed = [], []
-    engine.finished.connect(lambda t, kind, r: done.append(kind))
-    engine.failed.connect(lambda t, kind, m: failed.append((kind, m)))
+    engine.finished.connect(lambda t, kind, r: done.append((t, kind)))
+    engine.failed.connect(lambda t, kind, m: failed.append((t, kind, m)))
     with qtbot.waitSignal(engine.idle, timeout=60_000):
+        engine._submit("gate", "waiting", lambda t: gate.wait(30))  # holds the worker
         first = engine.open_study(synth_root / "SYN001")
-        engine.open_study(synth_root / "SYN002")
+        second = engine.open_study(synth_root / "SYN002")
         engine.cancel(first)
-    assert failed in ([("study", "cancelled")], []) and len(done) + len(failed) == 2 and "study" in done
+        gate.set()
+    assert failed == [(first, "study", "cancelled")]
+    assert (second, "study") in done
     engine.shutdown()
 
 
@@ -389,3 +419,18 @@ def test_explaining_another_class_keeps_the_lesion_probabilities(make_window, sy
     assert window.heatmap_panel.target == 0
     np.testing.assert_allclose(window.results.probabilities, before, atol=1e-5)  # strip and verdict: still p(lesion)
     np.testing.assert_allclose(window.view.strip.probabilities, before, atol=1e-5)
+
+
+def test_late_results_of_dropped_jobs_are_ignored(make_window, synth_root):
+    from core.io.annotations import LesionAnnotation
+
+    window = make_window(synth_root / "SYN001")
+    window._tickets["sweeps"] = 999  # a sweeps job still running when the user re-analyses
+    window.analyse()
+    window._on_job_finished(999, "sweeps", {0: object()})
+    assert window.results.sweeps == {}
+    before = window._lesions
+    window._tickets["annotation"] = 998  # an annotation job for another series
+    other = LesionAnnotation("another-series", np.ones((12, 128, 128), np.uint8), {1: "lesion"}, "x")
+    window._on_job_finished(998, "annotation", other)
+    assert window._lesions is before
