@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from core.datasets import Dataset, Sample
-from core.errors import DatasetError
 from core.metrics import METRICS, Confusion, all_metrics, bootstrap_ci, confusion, roc_points
-from core.train.splits import make_split
+from core.train.splits import fold_split, make_split
 
 
 @dataclass(frozen=True)
@@ -45,20 +43,6 @@ def score_method(name: str, labels: np.ndarray, scores: np.ndarray, cutoff: floa
                         (fpr.tolist(), tpr.tolist()), folds or [])  # fmt: skip
 
 
-def cv_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs: stratified, grouped by patient when every sample has one."""
-    labels = np.array([s.label for s in samples])
-    if min(np.bincount(labels, minlength=2)) < k:
-        raise DatasetError(f"{k}-fold cross-validation needs at least {k} images of each class")
-    index = np.zeros(len(samples))
-    if all(s.patient for s in samples):
-        groups = np.array([s.patient for s in samples])
-        if len(set(groups)) >= k:
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-            return list(splitter.split(index, labels, groups))
-    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels))
-
-
 def svm_cross_validated(features: np.ndarray, labels: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                         seed: int = 0) -> tuple[np.ndarray, list[dict[str, float]]]:  # fmt: skip
     """Out-of-fold SVM decision values (cut-off 0) and each fold's metrics.
@@ -76,16 +60,21 @@ def svm_cross_validated(features: np.ndarray, labels: np.ndarray, folds: list[tu
 
 
 def held_out(dataset: Dataset, training_data: dict[str, Any]) -> tuple[str, tuple[Sample, ...]]:
-    """The images a model did not train on: the dataset's test, else val split; for a model trained
+    """The images a model did not train on. A cross-validation fold's model (trained on this very
+    dataset): its fold's test images. Else the dataset's test, else val split; for a model trained
     on this very dataset without split files, the validation part of its own seeded split; else all
     (a model trained elsewhere). ``training_data`` is the model card's."""
+    root = training_data.get("root")
+    same = root is not None and Path(root).resolve() == Path(dataset.root).resolve()
+    seed = int(training_data.get("seed", 0))
+    if same and int(training_data.get("folds", 1)) > 1:
+        fold = int(training_data["fold"])
+        return f"fold {fold + 1} test", fold_split(dataset, int(training_data["folds"]), fold, seed=seed).val
     for name in ("test", "val"):
         if dataset.split(name):
             return name, dataset.split(name)
-    root = training_data.get("root")
-    if root is not None and Path(root).resolve() == Path(dataset.root).resolve():
-        split = make_split(dataset, val_fraction=float(training_data.get("val_fraction", 0.2)),
-                           seed=int(training_data.get("seed", 0)))  # fmt: skip
+    if same:
+        split = make_split(dataset, val_fraction=float(training_data.get("val_fraction", 0.2)), seed=seed)
         return "val", split.val
     return "all", dataset.samples
 

@@ -13,8 +13,9 @@ from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
 from core.diagnose import predict_samples
-from core.evaluate import best_per_column, cv_folds, held_out, score_method, svm_cross_validated, table
+from core.evaluate import best_per_column, held_out, score_method, svm_cross_validated, table
 from core.features.extract import dataset_features
+from core.train.splits import cv_folds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -25,6 +25,8 @@ class TrainConfig:
     device: str = "auto"
     input_size: int = 224
     val_fraction: float = 0.2
+    folds: int = 1  # > 1: this run is fold ``fold`` (0-based) of a k-fold cross-validation
+    fold: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

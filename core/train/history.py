@@ -59,8 +59,10 @@ def read_history(path: Path) -> list[EpochRecord]:
     return records
 
 
-def truncate(path: Path, epochs: int) -> list[EpochRecord]:
-    """Keep the first ``epochs`` records (used when resuming); returns them."""
+def truncate(path: Path, epochs: int, *, write: bool = True) -> list[EpochRecord]:
+    """Keep the first ``epochs`` records (used when resuming); returns them. ``write=False`` only
+    reads them (a process other than rank 0 of a distributed run)."""
     kept = [r for r in read_history(path) if r.epoch <= epochs]
-    path.write_text("".join(r.to_json() + "\n" for r in kept))
+    if write:
+        path.write_text("".join(r.to_json() + "\n" for r in kept))
     return kept

@@ -4,7 +4,8 @@ Every epoch appends loss and metrics on both splits to ``RUN/history.jsonl`` and
 record to ``on_epoch`` (the GUI draws live curves from it); ``RUN/last.safetensors`` (+ its
 optimiser state) and ``RUN/best.safetensors`` are written atomically. A cancelled run keeps
 what finished epochs wrote, and ``resume=True`` continues it with the same result as an
-uninterrupted run on CPU.
+uninterrupted run on CPU. Under ``torchrun`` the same call trains data-parallel (see
+:mod:`core.train.distributed`); rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import atomic_write_text
 from core.datasets import CLASSES, Dataset
@@ -34,7 +36,8 @@ from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
 from core.train import history
 from core.train.config import TrainConfig
-from core.train.splits import make_split
+from core.train.distributed import SINGLE, Group, join, local_device
+from core.train.splits import split_for
 from core.train.tensors import augment_batch, batches, cache_images
 from core.train.writer import EpochWriter
 
@@ -76,16 +79,22 @@ def _metrics(labels: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, fl
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prep: Preprocessing, device: torch.device,
-             batch_size: int = 64) -> tuple[np.ndarray, float]:  # fmt: skip
-    """Class probabilities (N, K) and mean cross-entropy of cached images (eval mode)."""
+             batch_size: int = 64, group: Group = SINGLE) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Class probabilities (N, K) and mean cross-entropy of cached images (eval mode); under
+    ``torchrun`` each process scores every ``world``-th image and all get the gathered result."""
     model.eval()
-    probs, total = [], 0.0
-    for idx in batches(len(images), batch_size, None):
-        x = normalise(images[idx].float() / 255, prep).to(device)
+    mine = group.shard(np.arange(len(images)))
+    probs, total = [np.zeros((0, len(CLASSES)), np.float32)], 0.0
+    for idx in batches(len(mine), batch_size, None):
+        x = normalise(images[mine[idx]].float() / 255, prep).to(device)
         logits = model(x).float()
-        total += F.cross_entropy(logits, labels[idx].to(device), reduction="sum").item()
+        total += F.cross_entropy(logits, labels[mine[idx]].to(device), reduction="sum").item()
         probs.append(torch.softmax(logits, 1).cpu().numpy())
-    return np.concatenate(probs), total / max(len(images), 1)
+    parts = group.gather((mine, np.concatenate(probs), total))
+    out = np.zeros((len(images), len(CLASSES)), np.float32)
+    for index, part, _ in parts:
+        out[index] = part
+    return out, sum(p[2] for p in parts) / max(len(images), 1)
 
 
 def _load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, str]:
@@ -125,48 +134,51 @@ def train(
         cfg = TrainConfig.from_dict({**json.loads((run / "config.json").read_text()), "epochs": cfg.epochs})
     elif (run / "history.jsonl").exists():
         raise CTLensError(f"{run}: already holds a run; use --resume or another folder")
-    split = make_split(dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    split = split_for(dataset, folds=cfg.folds, fold=cfg.fold, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not split.train or not split.val:
         raise DatasetError(f"{dataset.root}: need both training and validation images ({split.how})")
-    device = pick_device(cfg.device)
+    device = local_device(pick_device(cfg.device))
+    group = join(device)
     prep = Preprocessing(input_size=cfg.input_size)
-    images = {
-        name: cache_images(dataset, samples, prep, cancel=cancel)
-        for name, samples in (("train", split.train), ("val", split.val))
-    }
-    labels = {
-        name: torch.tensor([s.label for s in samples]) for name, samples in (("train", split.train), ("val", split.val))
-    }
+    parts = {"train": split.train, "val": split.val}
+    images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}
+    labels = {name: torch.tensor([s.label for s in samples]) for name, samples in parts.items()}
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.arch, len(CLASSES)).to(device)
     optimizer = _optimizer(model, cfg)
-    run.mkdir(parents=True, exist_ok=True)
     if resume:
         meta = _load_state(run, model, optimizer)
         start, init_desc = int(meta["epoch"]), meta["init"]
-        records = history.truncate(run / "history.jsonl", start)
+        records = history.truncate(run / "history.jsonl", start, write=group.main)
     else:
         init_desc = _initialise_new(model, cfg, images["train"], prep, device)
         start, records = 0, []
-        atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if group.main:
+            run.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    group.barrier()
     card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={
         "root": str(dataset.root), "layout": dataset.layout, "split": split.how, "seed": cfg.seed,
-        "val_fraction": cfg.val_fraction,
+        "val_fraction": cfg.val_fraction, "folds": cfg.folds, "fold": cfg.fold, "processes": group.world,
         "train": [len(split.train), int(labels["train"].sum())], "val": [len(split.val), int(labels["val"].sum())],
     })  # fmt: skip
     counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()
     weights = (counts.sum() / (len(CLASSES) * counts.clamp(min=1))).to(device) if cfg.balance else None
-    writer = EpochWriter(run)
+    net = DistributedDataParallel(model) if group.world > 1 else model  # broadcasts rank 0's weights
+    writer = EpochWriter(run) if group.main else None
+    main_progress = progress if group.main else None
     try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             lr = _lr(cfg, epoch)
-            train_metrics = _train_epoch(model, optimizer, images["train"], labels["train"], cfg, prep, device, weights,
-                                         epoch, lr, progress, cancel)  # fmt: skip
-            val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device)
+            train_metrics = _train_epoch(net, optimizer, images["train"], labels["train"], cfg, prep, device, weights,
+                                         epoch, lr, group, main_progress, cancel)  # fmt: skip
+            val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device, group=group)
             record = history.EpochRecord(epoch + 1, lr, time.perf_counter() - t0, train_metrics,
                                          _metrics(labels["val"].numpy(), val_probs, val_loss))  # fmt: skip
             records.append(record)
+            if writer is None:
+                continue
             history.append(run / "history.jsonl", record)
             card = replace(card_base, metrics={"epoch": record.epoch, "val": record.val, "train": record.train})
             writer.submit(
@@ -175,7 +187,8 @@ def train(
             if on_epoch is not None:
                 on_epoch(record)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     best = _best(records)
     return TrainResult(run, best.epoch, best.val, len(records))
 
@@ -213,30 +226,52 @@ def _train_epoch(
     weights: torch.Tensor | None,
     epoch: int,
     lr: float,
+    group: Group,
     progress: Progress | None,
     cancel: Callable[[], bool] | None,
 ) -> dict[str, float]:
-    """One pass over the training images (seeded order, augmentation and dropout); its metrics."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    """One pass over the training images (seeded order, augmentation and dropout); its metrics.
+
+    Each step's loss is this process's share of the global batch's (weighted) mean times ``world``,
+    so the gradients DistributedDataParallel averages over the processes equal the gradient of
+    one process on the whole batch."""
+    for group_ in optimizer.param_groups:
+        group_["lr"] = lr
     generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+    torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * group.rank)  # dropout
     model.train()
     order = batches(len(images), cfg.batch_size, generator)
-    probs, total = [], 0.0
+    seen, probs, total = [], [], 0.0
     for step, idx in enumerate(order):
         if cancel is not None and cancel():
             raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
         x = images[idx].float() / 255
         if cfg.augment is not None:
             x = augment_batch(x, cfg.augment, generator)
-        logits = model(normalise(x, prep).to(device))
-        loss = F.cross_entropy(logits, labels[idx].to(device), weight=weights)
+        mine = group.shard(np.arange(len(idx)))
+        y = labels[idx].to(device)
+        scale = (len(idx) if weights is None else weights[y].sum()) / group.world
+        if len(mine):
+            logits = model(normalise(x[mine], prep).to(device))
+            loss = F.cross_entropy(logits, y[mine], weight=weights, reduction="sum") / scale
+            seen.append(idx[mine])
+            probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
+        else:  # fewer images than processes in the last batch: take part in the gradient sum with zero
+            loss = model(normalise(x[:1], prep).to(device)).sum() * 0.0
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(idx)
-        probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
+        total += loss.item() * len(idx) / group.world
         if progress is not None:
             progress(epoch * len(order) + step + 1, cfg.epochs * len(order))
-    return _metrics(labels.numpy()[np.concatenate(order)], np.concatenate(probs), total / len(images))
+    return _gathered_metrics(labels, seen, probs, total, group)
+
+
+def _gathered_metrics(labels: torch.Tensor, seen: list[np.ndarray], probs: list[np.ndarray], total: float,
+                      group: Group) -> dict[str, float]:  # fmt: skip
+    """Training metrics over every process's images (each seen once per epoch)."""
+    empty = (np.zeros(0, np.int64), np.zeros((0, len(CLASSES)), np.float32))
+    parts = group.gather((np.concatenate(seen or [empty[0]]), np.concatenate(probs or [empty[1]]), total))
+    index = np.concatenate([p[0] for p in parts])
+    loss = sum(p[2] for p in parts) / len(labels)
+    return _metrics(labels.numpy()[index], np.concatenate([p[1] for p in parts]), loss)

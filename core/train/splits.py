@@ -1,13 +1,17 @@
-"""Train/validation splits: the dataset's own, else stratified by patient, else by image (seeded)."""
+"""Train/validation splits: the dataset's own, else stratified by patient, else by image (seeded);
+or fold k of a stratified k-fold cross-validation over all of the dataset's images."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from core.datasets import Dataset, Sample
+from core.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,38 @@ def make_split(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0) ->
         how = "by image"
     train, val = _stratified(groups, val_fraction, seed)
     return Split(tuple(train), tuple(val), how)
+
+
+def cv_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs: stratified, grouped by patient when every sample has one."""
+    if k < 2:
+        raise DatasetError(f"cross-validation needs at least 2 folds, got {k}")
+    labels = np.array([s.label for s in samples])
+    if min(np.bincount(labels, minlength=2)) < k:
+        raise DatasetError(f"{k}-fold cross-validation needs at least {k} images of each class")
+    index = np.zeros(len(samples))
+    if all(s.patient for s in samples):
+        groups = np.array([s.patient for s in samples])
+        if len(set(groups)) >= k:
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            return list(splitter.split(index, labels, groups))
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels))
+
+
+def fold_split(dataset: Dataset, folds: int, fold: int, *, seed: int = 0) -> Split:
+    """Fold ``fold`` (0-based) of ``folds``: its test part is the validation split. All images
+    take part (the dataset's own split files are ignored), as in the paper's 5-fold protocol."""
+    if not 0 <= fold < folds:
+        raise DatasetError(f"fold {fold + 1} does not exist in {folds}-fold cross-validation")
+    samples = dataset.samples
+    train, test = cv_folds(samples, folds, seed)[fold]
+    grouped = all(s.patient for s in samples) and len({s.patient for s in samples}) >= folds
+    how = f"fold {fold + 1}/{folds} {'by patient' if grouped else 'by image'}"
+    return Split(tuple(samples[i] for i in train), tuple(samples[i] for i in test), how)
+
+
+def split_for(dataset: Dataset, *, folds: int = 1, fold: int = 0, val_fraction: float = 0.2, seed: int = 0) -> Split:
+    """The training split a run uses: fold ``fold`` of ``folds`` when ``folds`` > 1, else :func:`make_split`."""
+    if folds > 1:
+        return fold_split(dataset, folds, fold, seed=seed)
+    return make_split(dataset, val_fraction=val_fraction, seed=seed)

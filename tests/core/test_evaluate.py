@@ -9,8 +9,9 @@ import pytest
 
 from core.cli.main import main
 from core.datasets import open_dataset
-from core.evaluate import best_per_column, cv_folds, score_method
+from core.evaluate import best_per_column, score_method
 from core.features.lbp import lbp_histogram
+from core.train.splits import cv_folds
 
 TINY = ["--epochs", "1", "--input-size", "64", "--init", "scratch", "--batch-size", "8", "--device", "cpu"]
 
