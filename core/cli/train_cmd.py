@@ -1,4 +1,6 @@
-"""``ctlens train DATA --out RUN``: fine-tune the classifier with the paper's defaults."""
+"""``ctlens train DATA --out RUN``: fine-tune the classifier with the paper's defaults;
+``--folds K``: K-fold cross-validation, one run per fold. Works unchanged under
+``torchrun --nproc_per_node N`` (data-parallel; rank 0 prints and writes)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import math
 from pathlib import Path
 
 from core.cli.progress import ProgressBar
-from core.datasets import open_dataset
+from core.datasets import Dataset, open_dataset
 from core.errors import Cancelled
 from core.train.config import TrainConfig
+from core.train.cross_validate import REPORTED, cross_validate
+from core.train.distributed import is_main, leave
 from core.train.history import EpochRecord
 from core.train.loop import train
 from core.train.tensors import Augment
@@ -35,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
     p.add_argument("--input-size", type=int, default=d.input_size)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--folds", type=int, default=1, help="K > 1: K-fold cross-validation (stratified, by patient)")
     p.add_argument("--positive", help="class folder holding the positive (COVID) images")
     p.add_argument("--negative", help="class folder holding the negative images")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -43,6 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _fmt(x: float) -> str:
     return "  -  " if math.isnan(x) else f"{x:.3f}"
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    return "-" if math.isnan(mean) else f"{mean:.3f}±{sd:.3f}"
 
 
 def _print_epoch(r: EpochRecord) -> None:
@@ -58,15 +67,40 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
-        input_size=args.input_size, val_fraction=args.val_fraction,
+        input_size=args.input_size, val_fraction=args.val_fraction, folds=args.folds,
     )  # fmt: skip
-    print(f"{dataset.layout} dataset, {len(dataset.samples)} images; train/val as printed per epoch")
+    main = is_main()
+    if main:
+        print(f"{dataset.layout} dataset, {len(dataset.samples)} images; train/val as printed per epoch")
     try:
-        result = train(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train"), on_epoch=_print_epoch)
+        if args.folds > 1:
+            return _cross_validate(dataset, args, cfg, main)
+        result = train(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train") if main else None,
+                       on_epoch=_print_epoch)  # fmt: skip
     except Cancelled as exc:
         print(f"stopped: {exc}; continue with --resume")
         return 130
+    finally:
+        leave()
     best = result.best
-    print(f"best epoch {result.best_epoch}: val acc {_fmt(best['acc'])}, sensitivity {_fmt(best['sensitivity'])}, "
-          f"specificity {_fmt(best['specificity'])} -> {result.run_dir / 'best.safetensors'}")  # fmt: skip
+    if main:
+        print(f"best epoch {result.best_epoch}: val acc {_fmt(best['acc'])}, sensitivity {_fmt(best['sensitivity'])}, "
+              f"specificity {_fmt(best['specificity'])} -> {result.run_dir / 'best.safetensors'}")  # fmt: skip
+    return 0
+
+
+def _cross_validate(dataset: Dataset, args: argparse.Namespace, cfg: TrainConfig, main: bool) -> int:
+    def on_epoch(fold: int, record: EpochRecord) -> None:
+        print(f"fold {fold + 1}/{cfg.folds} ", end="")
+        _print_epoch(record)
+
+    cv = cross_validate(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train") if main else None,
+                        on_epoch=on_epoch)  # fmt: skip
+    if main:
+        print(f"{cfg.folds}-fold cross-validation, validation metrics of each fold's last epoch:")
+        print("        " + "".join(f"{k:>13}" for k in REPORTED))
+        for k, fold in enumerate(cv.folds, 1):
+            print(f"fold {k:<3d}" + "".join(f"{_fmt(fold[m]):>13}" for m in REPORTED))
+        print("mean±sd " + "".join(f"{_mean_sd(cv.mean[m], cv.std[m]):>13}" for m in REPORTED))
+        print(f"-> {cv.run_dir / 'folds.json'}")
     return 0

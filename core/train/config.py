@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.errors import CTLensError
 from core.train.tensors import Augment
 
 
@@ -27,6 +28,17 @@ class TrainConfig:
     val_fraction: float = 0.2
     folds: int = 1  # > 1: this run is fold ``fold`` (0-based) of a k-fold cross-validation
     fold: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "input_size", "folds"):
+            if getattr(self, name) < 1:
+                raise CTLensError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.fold < self.folds:
+            raise CTLensError(f"fold {self.fold + 1} does not exist in {self.folds}-fold cross-validation")
+        if not 0 < self.val_fraction < 1:
+            raise CTLensError(f"validation fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.lr <= 0:
+            raise CTLensError(f"learning rate must be positive, got {self.lr}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -69,3 +69,14 @@ def local_device(device: torch.device) -> torch.device:
     if device.type == "cuda" and launched() and device.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
+
+
+def is_main() -> bool:
+    """True in the process that writes (rank 0, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def leave() -> None:
+    """Leave the process group at the end of a command (no-op when none was joined)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

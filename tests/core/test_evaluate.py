@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from core.cli.main import main
-from core.datasets import open_dataset
 from core.evaluate import best_per_column, score_method
 from core.features.lbp import lbp_histogram
-from core.train.splits import cv_folds
 
 TINY = ["--epochs", "1", "--input-size", "64", "--init", "scratch", "--batch-size", "8", "--device", "cpu"]
 
@@ -26,18 +24,6 @@ def test_lbp_histogram_has_59_normalised_bins_and_sees_texture():
     assert h_noise.argmax() == 58 and h_noise.max() < 0.5  # noise: non-uniform patterns lead, spread out
     with pytest.raises(ValueError):
         lbp_histogram(np.zeros((4, 4, 3), np.uint8))
-
-
-def test_folds_are_stratified_and_keep_patients_together(train_root):
-    data = open_dataset(train_root)
-    folds = cv_folds(data.samples, 2, seed=1)
-    assert len(folds) == 2
-    patients = np.array([s.patient for s in data.samples])
-    for train, test in folds:
-        assert not set(patients[train]) & set(patients[test])
-        assert {data.samples[i].label for i in test} == {0, 1}
-    covered = np.sort(np.concatenate([test for _, test in folds]))
-    np.testing.assert_array_equal(covered, np.arange(len(data.samples)))
 
 
 def test_best_per_column_marks_the_highest():
