@@ -24,6 +24,7 @@ from core.synth.study import SynthSpec, patient_id, synthesize
 from core.train.config import TrainConfig
 
 DEMO_SPEC = SynthSpec(patients=1, slices=40, seed=2021, size=256, lesion_scale=1.7)  # as the demo model saw
+DEMO_DATASET_SPEC = SynthSpec(patients=6, slices=20, seed=4242, size=256, lesion_scale=1.7)
 DEMO_VERSION = "v3"  # bump when the phantom changes so caches regenerate
 
 
@@ -54,28 +55,46 @@ def demo_study_dir() -> Path:
 
 
 def ensure_demo_study(progress: Callable[[int, int], None] | None = None) -> Path:
-    """Generate the demo study unless it is already cached; returns its patient folder.
+    """Generate the demo study unless it is already cached; returns its patient folder."""
+    _ensure_synthetic(demo_study_dir().parent, DEMO_SPEC, progress)
+    return demo_study_dir()
 
-    Written to a temporary sibling folder and renamed into place, so an interrupted run
-    never leaves a half-written study behind.
-    """
-    target = demo_study_dir().parent
+
+def demo_dataset_dir() -> Path:
+    """Folder of the demo research dataset (exists after :func:`ensure_demo_dataset`)."""
+    return cache_dir() / f"demo-data-{DEMO_VERSION}"
+
+
+def ensure_demo_dataset(progress: Callable[[int, int], None] | None = None) -> Path:
+    """A labelled synthetic dataset with lesion masks the demo model never saw (the research
+    workspace's default data: curves, Table 1, embeddings, gallery); generated once."""
+    _ensure_synthetic(demo_dataset_dir(), DEMO_DATASET_SPEC, progress)
+    return demo_dataset_dir()
+
+
+def _ensure_synthetic(target: Path, spec: SynthSpec, progress: Callable[[int, int], None] | None) -> None:
+    """Synthesize ``spec`` into ``target`` unless it is there: written to a temporary sibling
+    folder and renamed into place, so an interrupted run never leaves a half-written set."""
     if (target / "labels.csv").is_file():
-        return demo_study_dir()
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".demo-"))
     try:
-        synthesize(tmp, DEMO_SPEC, progress=progress)
+        synthesize(tmp, spec, progress=progress)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return demo_study_dir()
 
 
 def demo_model_path(recipe: DemoRecipe = DEMO_RECIPE) -> Path:
     return cache_dir() / f"demo-model-{recipe.version}" / "model.safetensors"
+
+
+def demo_run_dir(recipe: DemoRecipe = DEMO_RECIPE) -> Path:
+    """The demo model's training history, config and initial filters (kept for the research workspace)."""
+    return demo_model_path(recipe).parent / "run"
 
 
 def demo_training_set(root: Path, recipe: DemoRecipe = DEMO_RECIPE) -> Dataset:
@@ -102,7 +121,7 @@ def ensure_demo_model(
     temporary folder; only a finished model is moved into the cache.
     """
     from core.model.checkpoint import load_checkpoint, save_checkpoint
-    from core.train.loop import train
+    from core.train.loop import INITIAL_FILTERS, train
 
     target = demo_model_path(recipe)
     if target.is_file():
@@ -126,7 +145,12 @@ def ensure_demo_model(
         model, card = load_checkpoint(work / "run" / "best.safetensors")
         card = replace(card, training_data={**card.training_data, "root": f"synthetic demo set {recipe.version}",
                                             "recipe": repr(recipe.data)})  # fmt: skip
-        save_checkpoint(target, model, card)
+        kept = demo_run_dir(recipe)
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir()
+        for name in ("history.jsonl", "config.json", INITIAL_FILTERS):
+            shutil.copy2(work / "run" / name, kept / name)
+        save_checkpoint(target, model, card)  # last: the model's presence means the demo is complete
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

@@ -39,6 +39,18 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class Job:
+    """What a submitted job's work gets: report ``progress(done, total)``, poll ``cancelled()``
+    (or pass it on as a core function's ``cancel=``), and ``emit`` partial results as they come
+    (an epoch record, a t-SNE snapshot), which arrive on :attr:`Engine.partial`."""
+
+    ticket: int
+    progress: Callable[[int, int], None]
+    cancelled: Callable[[], bool]
+    emit: Callable[[object], None]
+
+
+@dataclass(frozen=True)
 class Chunk:
     """Results for slices ``start .. start + len(probabilities)`` of an analysis."""
 
@@ -52,6 +64,7 @@ class Engine(QtCore.QObject):
     started = QtCore.Signal(int, str)  # ticket, title
     progress = QtCore.Signal(int, int, int)  # ticket, done, total
     chunk = QtCore.Signal(object)  # Chunk
+    partial = QtCore.Signal(int, object)  # ticket, a partial result emitted by a submitted job
     finished = QtCore.Signal(int, str, object)  # ticket, kind, result
     failed = QtCore.Signal(int, str, str)  # ticket, kind, one-line message
     idle = QtCore.Signal()
@@ -91,6 +104,17 @@ class Engine(QtCore.QObject):
     def overlap_sweeps(self, raw: np.ndarray, masks: dict[int, np.ndarray], shape: tuple[int, int]) -> int:
         """Per-slice threshold sweeps of heatmap vs lesion (result: dict slice -> ThresholdSweep)."""
         return self._submit("sweeps", "Scoring overlap with lesions", lambda t: build_sweeps(raw, masks, shape))
+
+    def submit(self, kind: str, title: str, work: Callable[[Job], Any]) -> int:
+        """Run ``work(job)`` on this engine's thread (the research panels' jobs); its return value
+        arrives on :attr:`finished` with ``kind``, a one-line error on :attr:`failed`."""
+
+        def run(ticket: int) -> Any:
+            job = Job(ticket, lambda d, n: self.progress.emit(ticket, d, n), self._stop(ticket),
+                      lambda obj: self.partial.emit(ticket, obj))  # fmt: skip
+            return work(job)
+
+        return self._submit(kind, title, run)
 
     def cancel(self, ticket: int | None = None) -> None:
         """Stop job ``ticket`` (default: every queued and running job) at its next checkpoint."""

@@ -42,12 +42,17 @@ def make_hookable(model: nn.Module) -> nn.Module:
     return model
 
 
-def last_conv_layer(model: nn.Module) -> str:
-    """The ``named_modules()`` name of the last ``nn.Conv2d`` (Grad-CAM's default layer)."""
+def conv_layers(model: nn.Module) -> list[str]:
+    """``named_modules()`` names of every ``nn.Conv2d``, input to output."""
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise CTLensError(f"{type(model).__name__} has no convolution layer")
-    return convs[-1]
+    return convs
+
+
+def last_conv_layer(model: nn.Module) -> str:
+    """The ``named_modules()`` name of the last ``nn.Conv2d`` (Grad-CAM's default layer)."""
+    return conv_layers(model)[-1]
 
 
 def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
@@ -107,7 +112,8 @@ def kaiming_init(model: nn.Module) -> nn.Module:
 
 
 def initialise(model: nn.Module, arch: str, init: str) -> str:
-    """Apply ``init`` ("imagenet-if-available", "imagenet", "scratch" or a file path).
+    """Apply ``init`` ("imagenet-if-available", "imagenet", "scratch", a file path, or a
+    ``ctlens pretrain`` run folder, which stands for its ``backbone.safetensors``).
 
     Returns a description of what was used, for the model card. Never downloads.
     """
@@ -125,12 +131,13 @@ def initialise(model: nn.Module, arch: str, init: str) -> str:
         load_backbone_state(model, path)
         return f"imagenet ({path.name})"
     path = Path(init)
+    if path.is_dir() and (path / "backbone.safetensors").is_file():  # a ``ctlens pretrain`` run folder
+        path = path / "backbone.safetensors"
     if not path.is_file():
         raise CTLensError(f"{init}: no such weights file")
     if path.suffix == ".safetensors":
-        from core.model.checkpoint import load_backbone_safetensors
+        from core.model.checkpoint import init_from_safetensors
 
-        load_backbone_safetensors(model, path)
-    else:
-        load_backbone_state(model, path)
+        return init_from_safetensors(model, arch, path)
+    load_backbone_state(model, path)
     return f"file ({path.name})"

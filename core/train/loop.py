@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from core.atomic import atomic_write_text
+from core.atomic import atomic_path, atomic_write_text
 from core.datasets import CLASSES, Dataset
 from core.errors import Cancelled, CTLensError, DatasetError
 from core.metrics import classification_metrics
-from core.model.build import build_classifier, initialise
+from core.model.build import build_classifier, conv_layers, initialise
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
 from core.model.device import pick_device
@@ -44,6 +44,7 @@ from core.train.writer import EpochWriter
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 PAPER_DEFAULTS = TrainConfig()
+INITIAL_FILTERS = "initial_filters.safetensors"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def train(
         if group.main:
             run.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            save_initial_filters(model, run)
     group.barrier()
     card_base = ModelCard(cfg.arch, CLASSES, prep, init=init_desc, training_data={
         "root": str(dataset.root), "layout": dataset.layout, "split": split.how, "seed": cfg.seed,
@@ -191,6 +193,15 @@ def train(
             writer.close()
     best = _best(records)
     return TrainResult(run, best.epoch, best.val, len(records))
+
+
+def save_initial_filters(model: nn.Module, run: Path) -> None:
+    """The first convolution's weights before training, ``RUN/initial_filters.safetensors``
+    (the filter browser compares them with the trained ones, the paper's Fig. 8)."""
+    layer = model.get_submodule(conv_layers(model)[0])
+    tensors = {k: v.detach().cpu().contiguous() for k, v in layer.state_dict().items()}
+    with atomic_path(run / INITIAL_FILTERS) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def _initialise_new(model: nn.Module, cfg: TrainConfig, images: torch.Tensor, prep: Preprocessing,

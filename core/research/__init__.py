@@ -1,0 +1,1 @@
+"""What the research workspace inspects, headless: filters, neurons, attention galleries."""
