@@ -4,15 +4,18 @@ Baselines are scored by k-fold cross-validation over the whole dataset (stratifi
 by patient when patient ids exist, seeded), out-of-fold SVM decision values giving one score
 per image. The network is scored on the images it did not train on (see :func:`held_out`).
 Every method gets the paper's rates at its cut-off, ROC AUC, 95% bootstrap intervals, the
-confusion matrix and ROC points.
+confusion matrix and ROC points. :func:`table1` computes the whole table; ``ctlens evaluate``
+and the research workspace's Metrics panel both call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.pipeline import make_pipeline
@@ -20,8 +23,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from core.datasets import Dataset, Sample
+from core.errors import Cancelled
 from core.metrics import METRICS, Confusion, all_metrics, bootstrap_ci, confusion, roc_points
-from core.train.splits import fold_split, make_split
+from core.train.splits import cv_folds, fold_split, make_split
+
+if TYPE_CHECKING:  # torch stays unloaded for views that only format results
+    from torch import nn
+
+    from core.model.card import ModelCard
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,14 @@ class MethodResult:
     confusion: Confusion
     roc: tuple[list[float], list[float]]  # false and true positive rates
     folds: list[dict[str, float]] = field(default_factory=list)  # per-fold metrics (cross-validation)
+
+    def fold_sd(self) -> dict[str, float]:
+        """Metric -> sample standard deviation over the folds (NaN without two defined fold values)."""
+        out = {}
+        for key in METRICS:
+            values = np.array([f[key] for f in self.folds if not np.isnan(f[key])], np.float64)
+            out[key] = float(values.std(ddof=1)) if values.size >= 2 else float("nan")
+        return out
 
 
 def score_method(name: str, labels: np.ndarray, scores: np.ndarray, cutoff: float, *, bootstrap: int = 1000,
@@ -104,3 +124,112 @@ def table(results: Sequence[MethodResult]) -> str:
             cells.append(f"{r.metrics[k]:.3f}{star}[{low:.2f},{high:.2f}]".rjust(20))
         lines.append(r.name.ljust(width) + "".join(cells))
     return "\n".join(lines)
+
+
+def feasible_folds(samples: Sequence[Sample], wanted: int) -> int:
+    """The most folds, at most ``wanted``, that :func:`~core.train.splits.cv_folds` can make of
+    ``samples`` (each class needs one image per fold); 0 when cross-validation is impossible."""
+    counts = np.bincount(np.array([s.label for s in samples], np.int64), minlength=2)
+    k = min(int(wanted), int(counts.min()))
+    return k if k >= 2 else 0
+
+
+class _Stages:
+    """One ``progress(done, total)`` over consecutive stages of known sizes; a stage's callback
+    raises :class:`Cancelled` when ``cancel()`` turns true (for core functions without ``cancel=``)."""
+
+    def __init__(self, sizes: Sequence[int], progress: Progress | None, cancel: Cancel | None) -> None:
+        self.starts = np.r_[0, np.cumsum(sizes)].astype(int).tolist()
+        self.progress, self.cancel = progress, cancel
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("Table 1 cancelled")
+
+    def stage(self, index: int) -> Progress:
+        def report(done: int, total: int) -> None:
+            self.check()
+            size = self.starts[index + 1] - self.starts[index]
+            self.report(self.starts[index] + (size * done // total if total else size))
+
+        return report
+
+    def report(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(int(done), self.starts[-1])
+
+
+def table1(
+    dataset: Dataset, model: nn.Module, card: ModelCard, checkpoint: Path, *, baselines: bool = True, folds: int = 5,
+    bootstrap: int = 1000, seed: int = 0, progress: Progress | None = None, cancel: Cancel | None = None,
+) -> list[MethodResult]:  # fmt: skip
+    """The paper's Table 1 on ``dataset``: the network first, then LBP + SVM and deep features +
+    SVM (when ``baselines``), each with 95% bootstrap CIs (``bootstrap`` resamples).
+
+    The network is scored at probability 0.5 on its held-out images (:func:`held_out`); the
+    baselines by seeded ``folds``-fold cross-validation over every image, their out-of-fold SVM
+    decision values at 0 (:func:`svm_cross_validated`). Features come from ``checkpoint``'s
+    cache (:func:`~core.features.extract.dataset_features`). ``progress(done, total)`` counts
+    images through the network, the two feature extractors and one step per scored method;
+    ``cancel()`` is polled at each of those steps. Raises
+    :class:`~core.errors.DatasetError` when ``folds`` cannot be made (see :func:`feasible_folds`).
+    """
+    from core.diagnose import predict_slices
+    from core.features.extract import dataset_features
+
+    split, samples = held_out(dataset, card.training_data)
+    everything = dataset.samples
+    methods = 3 if baselines else 1
+    stages = _Stages([len(samples), *([len(everything)] * 2 if baselines else []), methods], progress, cancel)
+    k_folds = cv_folds(everything, folds, seed) if baselines else []
+
+    def load(i: int) -> tuple[np.ndarray, str]:
+        image = dataset.load_image(samples[i])
+        return image.pixels, image.unit
+
+    probs = predict_slices(model, card.preprocessing, load, len(samples), progress=stages.stage(0), cancel=cancel)
+    scoring = stages.starts[-2]
+    stages.report(stages.starts[1])
+    labels = np.array([s.label for s in samples])
+    results = [score_method(f"{card.arch} ({split})", labels, probs[:, card.positive_index], 0.5, bootstrap=bootstrap)]
+    stages.report(scoring + 1)
+    if baselines:
+        all_labels = np.array([s.label for s in everything])
+        features = {}
+        for stage, kind in ((1, "lbp"), (2, "deep")):
+            _, features[kind] = dataset_features(kind, model, card.preprocessing, checkpoint, dataset, everything,
+                                                 progress=stages.stage(stage))  # fmt: skip
+            stages.report(stages.starts[stage + 1])
+        for name, kind in (("LBP + SVM", "lbp"), ("deep features + SVM", "deep")):
+            stages.check()
+            scores, per_fold = svm_cross_validated(features[kind], all_labels, k_folds, seed)
+            title = f"{name} ({folds}-fold CV)"
+            results.append(score_method(title, all_labels, scores, 0.0, bootstrap=bootstrap, folds=per_fold))
+            stages.report(scoring + len(results))
+    return results
+
+
+def table_csv(results: Sequence[MethodResult]) -> str:
+    """Table 1 as CSV text: per method its images, each metric with its 95% CI and fold spread
+    (sample SD, empty without folds), the confusion counts and the columns where it is best."""
+    best = best_per_column(results)
+    header = ["method", "images"]
+    for key in METRICS:
+        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_fold_sd"]
+    header += ["folds", "tp", "fp", "tn", "fn", "best"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+
+    def number(value: float) -> str:
+        return "" if np.isnan(value) else f"{value:.6g}"
+
+    for r in results:
+        sd = r.fold_sd()
+        row: list[object] = [r.name, r.images]
+        for key in METRICS:
+            row += [number(r.metrics[key]), number(r.ci[key][0]), number(r.ci[key][1]), number(sd[key])]
+        c = r.confusion
+        row += [len(r.folds), c.tp, c.fp, c.tn, c.fn, ";".join(k for k in METRICS if best.get(k) == r.name)]
+        writer.writerow(row)
+    return buffer.getvalue()

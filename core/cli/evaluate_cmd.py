@@ -7,15 +7,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
+from core.atomic import atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
-from core.diagnose import predict_samples
-from core.evaluate import best_per_column, held_out, score_method, svm_cross_validated, table
-from core.features.extract import dataset_features
-from core.train.splits import cv_folds
+from core.evaluate import best_per_column, table, table1, table_csv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,40 +25,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--device", default="auto")
     p.add_argument("--positive", help="class folder holding the positive (COVID) images")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV (outside the data)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.csv is not None:
+        check_output_outside(args.csv, Path(args.data))
     model, card, path = load_model(args.model, args.device)
     dataset = open_dataset(Path(args.data), positive=args.positive)
-    quiet = args.json
-    results = []
-    split, samples = held_out(dataset, card.training_data)
-    labels = np.array([s.label for s in samples])
-
-    bar = None if quiet else ProgressBar(f"network on {split} ({len(samples)})")
-    positive = card.positive_index
-    probs = predict_samples(model, card.preprocessing, dataset, samples, progress=bar)[:, positive]
-    results.append(score_method(f"{card.arch} ({split})", labels, probs, 0.5, bootstrap=args.bootstrap))
-    if args.baselines:
-        everything = dataset.samples
-        all_labels = np.array([s.label for s in everything])
-        folds = cv_folds(everything, args.folds, args.seed)
-        _, lbp = dataset_features(
-            "lbp",
-            model,
-            card.preprocessing,
-            path,
-            dataset,
-            everything,
-            progress=None if quiet else ProgressBar("LBP features"),
-        )
-        _, deep = dataset_features("deep", model, card.preprocessing, path, dataset, everything,
-                                   progress=None if quiet else ProgressBar("deep features"))  # fmt: skip
-        for name, features in (("LBP + SVM", lbp), ("deep features + SVM", deep)):
-            scores, per_fold = svm_cross_validated(features, all_labels, folds, args.seed)
-            title = f"{name} ({args.folds}-fold CV)"
-            results.append(score_method(title, all_labels, scores, 0.0, bootstrap=args.bootstrap, folds=per_fold))
+    bar = None if args.json else ProgressBar("Table 1 (network, features, SVMs)")
+    results = table1(dataset, model, card, path, baselines=args.baselines, folds=args.folds,
+                     bootstrap=args.bootstrap, seed=args.seed, progress=bar)  # fmt: skip
+    if args.csv is not None:
+        atomic_write_text(args.csv, table_csv(results))
     if args.json:
         print(json.dumps({"model": str(path), "best": best_per_column(results),
                           "methods": [asdict(r) for r in results]}, default=float))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -58,10 +59,21 @@ def test_evaluate_command_with_baselines_and_feature_cache(train_root, tmp_path,
     cached = sorted((tmp_path / "cache" / "features").glob("*.npy"))
     assert len(cached) == 2 and {np.load(p).shape[1] for p in cached} == {59, 9216}
     stamps = [p.stat().st_mtime_ns for p in cached]
-    assert main(args) == 0  # the second run reads the cached features
+    table_csv = tmp_path / "out" / "table1.csv"
+    assert main([*args, "--csv", str(table_csv)]) == 0  # the second run reads the cached features
     assert sorted((tmp_path / "cache" / "features").glob("*.npy")) == cached  # no new key
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert json.loads(capsys.readouterr().out)["methods"][1]["metrics"] == report["methods"][1]["metrics"]
+    rows = list(csv.DictReader(table_csv.open()))
+    assert [r["method"] for r in rows] == names and rows[1]["folds"] == "2" and rows[0]["acc_fold_sd"] == ""
+    for row, method in zip(rows, report["methods"], strict=True):
+        assert float(row["auc"]) == pytest.approx(method["metrics"]["auc"], rel=1e-5)
+        assert float(row["acc_ci_low"]) == pytest.approx(method["ci"]["acc"][0], rel=1e-5)
+        assert int(row["tp"]) + int(row["fn"]) + int(row["tn"]) + int(row["fp"]) == method["images"]
+    marked = {(k, r["method"]) for r in rows for k in r["best"].split(";") if k}
+    assert marked == set(report["best"].items())
+    assert main([*args, "--csv", str(train_root / "table1.csv")]) == 2  # never into the data
+    assert "outside the input data" in capsys.readouterr().err and not (train_root / "table1.csv").exists()
 
 
 def test_every_embedding_method_gives_seeded_coordinates_that_separate_blobs():
@@ -85,7 +97,6 @@ def test_every_embedding_method_gives_seeded_coordinates_that_separate_blobs():
 
 
 def test_embed_command_writes_one_row_per_image_and_caches(train_root, tmp_path, monkeypatch, capsys):
-    import csv
 
     monkeypatch.setenv("CTLENS_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
