@@ -11,10 +11,9 @@ from core.atomic import atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
-from core.demo import cache_dir
-from core.diagnose import predict_samples
-from core.embed import METHODS, cached_projection
-from core.features.extract import KINDS, dataset_features
+from core.embed import METHODS
+from core.features.extract import KINDS
+from core.research.embedding import embed_dataset
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,19 +34,16 @@ def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out.parent, Path(args.data))
     model, card, path = load_model(args.model, args.device)
     dataset = open_dataset(Path(args.data), positive=args.positive)
-    samples = dataset.samples
-    key, features = dataset_features(args.features, model, card.preprocessing, path, dataset, samples,
-                                     progress=ProgressBar(f"{args.features} features"))  # fmt: skip
-
-    positive = card.positive_index
-    probs = predict_samples(model, card.preprocessing, dataset, samples, progress=ProgressBar("predictions"))
-    coords = cached_projection(cache_dir() / "features", key, features, args.method, args.dims, args.seed)
+    progress = ProgressBar(f"{args.features} features, predictions, {args.method}")
+    embedding = embed_dataset(dataset, model, card, path, features=args.features, method=args.method,
+                              dims=args.dims, seed=args.seed, progress=progress)  # fmt: skip
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "label", "prediction", "p_lesion", *"xyz"[: args.dims]])
-    for sample, p, xyz in zip(samples, probs[:, positive], coords, strict=True):
-        writer.writerow([sample.id, sample.label, int(p >= 0.5), f"{p:.6f}", *(f"{v:.6f}" for v in xyz)])
+    for row in embedding.rows():
+        writer.writerow([row.sample.id, row.label, row.prediction, f"{row.p_lesion:.6f}",
+                         *(f"{v:.6f}" for v in row.coords)])  # fmt: skip
     atomic_write_text(args.out, buffer.getvalue())
-    print(f"{len(samples)} images, {args.features} features ({features.shape[1]}-dim) -> {args.method} "
-          f"{args.dims}-D: {args.out}")  # fmt: skip
+    print(f"{len(embedding.samples)} images, {args.features} features ({embedding.feature_dims}-dim) -> "
+          f"{args.method} {args.dims}-D: {args.out}")  # fmt: skip
     return 0

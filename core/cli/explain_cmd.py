@@ -10,19 +10,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from core.atomic import atomic_path, atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import Dataset, Sample, open_dataset
-from core.explain.cam import heatmaps_on_grid
-from core.explain.methods import METHODS, explain_batch
-from core.explain.targets import ClassTarget
+from core.explain.methods import METHODS
 from core.overlap import DEFAULT_THRESHOLD, OverlapScores, score_slice, summarise, support_region
-from core.preprocess import display_values, prepare_batch
+from core.preprocess import display_values
 from core.render import overlay
+from core.research.gallery import explain_images
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,33 +43,23 @@ def _safe_name(sample_id: str) -> str:
 
 def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...]) -> list[dict[str, object]]:
     model, card, _ = load_model(args.model, args.device)
-    device = next(model.parameters()).device
-    positive = card.positive_index
     rows: list[dict[str, object]] = []
     bar = ProgressBar(f"explain ({args.method})")
-    for start in range(0, len(samples), args.batch_size):
-        chunk = samples[start : start + args.batch_size]
-        images = [data.load_image(s) for s in chunk]
-        x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
-        raw, logits = explain_batch(model, x, args.method, ClassTarget(positive), args.layer)
-        probs = torch.softmax(torch.from_numpy(logits), 1)[:, positive].numpy()
-        for sample, image, r, prob in zip(chunk, images, raw, probs, strict=True):
-            heat = heatmaps_on_grid(r[None], image.pixels.shape)[0]
-            mask = data.load_mask(sample)
-            scores = (
-                score_slice(heat, mask, args.threshold) if mask is not None else OverlapScores(None, None, None, None)
-            )
-            name = _safe_name(sample.id)
-            with atomic_path(args.out / "heatmaps" / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
-                np.savez_compressed(fh, heatmap=heat, raw=r)
-            shown = display_values(image.pixels, image.unit, card.preprocessing.window)
-            picture = overlay(shown, heat, support=support_region(heat, args.threshold), lesion=mask)
-            with atomic_path(args.out / "overlays" / f"{name}.png") as tmp:
-                Image.fromarray(picture).save(tmp, format="PNG")
-            rows.append({"id": sample.id, "label": sample.label, "p_covid": round(float(prob), 4),
-                         "consistent_degree": scores.consistent_degree, "iou": scores.iou, "dice": scores.dice,
-                         "pointing_game": scores.pointing_game, "overlay": f"overlays/{name}.png"})  # fmt: skip
-        bar(min(start + args.batch_size, len(samples)), len(samples))
+    explained = explain_images(model, card, data, samples, method=args.method, layer=args.layer,
+                               batch_size=args.batch_size, progress=bar)  # fmt: skip
+    for e in explained:
+        heat, mask = e.heatmap, e.mask
+        scores = score_slice(heat, mask, args.threshold) if mask is not None else OverlapScores(None, None, None, None)
+        name = _safe_name(e.sample.id)
+        with atomic_path(args.out / "heatmaps" / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, heatmap=heat, raw=e.raw)
+        shown = display_values(e.image.pixels, e.image.unit, card.preprocessing.window)
+        picture = overlay(shown, heat, support=support_region(heat, args.threshold), lesion=mask)
+        with atomic_path(args.out / "overlays" / f"{name}.png") as tmp:
+            Image.fromarray(picture).save(tmp, format="PNG")
+        rows.append({"id": e.sample.id, "label": e.sample.label, "p_covid": round(e.p_lesion, 4),
+                     "consistent_degree": scores.consistent_degree, "iou": scores.iou, "dice": scores.dice,
+                     "pointing_game": scores.pointing_game, "overlay": f"overlays/{name}.png"})  # fmt: skip
     return rows
 
 

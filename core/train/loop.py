@@ -184,14 +184,14 @@ def train(
             history.append(run / "history.jsonl", record)
             card = replace(card_base, metrics={"epoch": record.epoch, "val": record.val, "train": record.train})
             writer.submit(
-                model, optimizer, card, _best(records) is record, {"epoch": str(record.epoch), "init": init_desc}
+                model, optimizer, card, best_epoch(records) is record, {"epoch": str(record.epoch), "init": init_desc}
             )
             if on_epoch is not None:
                 on_epoch(record)
     finally:
         if writer is not None:
             writer.close()
-    best = _best(records)
+    best = best_epoch(records)
     return TrainResult(run, best.epoch, best.val, len(records))
 
 
@@ -215,7 +215,7 @@ def _initialise_new(model: nn.Module, cfg: TrainConfig, images: torch.Tensor, pr
     return init_desc
 
 
-def _best(records: list[history.EpochRecord]) -> history.EpochRecord:
+def best_epoch(records: list[history.EpochRecord]) -> history.EpochRecord:
     """Highest validation balanced accuracy (mean of sensitivity and specificity, so a model that
     calls everything negative on an imbalanced split does not win); ties go to the lower
     validation loss, then the earlier epoch."""

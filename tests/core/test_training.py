@@ -80,7 +80,7 @@ def test_resume_without_a_run_is_an_error(dataset, tmp_path):
 
 def test_best_epoch_is_chosen_by_balanced_accuracy():
     from core.train.history import EpochRecord
-    from core.train.loop import _best
+    from core.train.loop import best_epoch
 
     def rec(epoch: int, acc: float, sens: float, spec: float, loss: float) -> EpochRecord:
         val = {"loss": loss, "acc": acc, "sensitivity": sens, "specificity": spec}
@@ -88,6 +88,6 @@ def test_best_epoch_is_chosen_by_balanced_accuracy():
 
     all_negative = rec(1, 0.86, 0.0, 1.0, 0.40)  # high accuracy on a 14% positive split
     useful = rec(2, 0.80, 0.75, 0.81, 0.50)
-    assert _best([all_negative, useful]) is useful
+    assert best_epoch([all_negative, useful]) is useful
     tie = rec(3, 0.80, 0.75, 0.81, 0.45)
-    assert _best([all_negative, useful, tie]) is tie
+    assert best_epoch([all_negative, useful, tie]) is tie
