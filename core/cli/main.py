@@ -9,7 +9,17 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from core import __version__
-from core.cli import diagnose_cmd, embed_cmd, evaluate_cmd, explain_cmd, inspect_cmd, synth_cmd, train_cmd
+from core.cli import (
+    diagnose_cmd,
+    embed_cmd,
+    evaluate_cmd,
+    explain_cmd,
+    inspect_cmd,
+    pretrain_cmd,
+    probe_cmd,
+    synth_cmd,
+    train_cmd,
+)
 from core.errors import CTLensError
 
 AddParser = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
@@ -21,6 +31,8 @@ HEADLESS: tuple[AddParser, ...] = (
     explain_cmd.add_parser,
     evaluate_cmd.add_parser,
     embed_cmd.add_parser,
+    pretrain_cmd.add_parser,
+    probe_cmd.add_parser,
 )
 
 

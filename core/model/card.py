@@ -20,10 +20,12 @@ class ModelCard:
     arch: str
     classes: tuple[str, ...]
     preprocessing: Preprocessing
-    kind: str = "classifier"  # or "backbone" (self-supervised, no classification head)
     init: str = "scratch"
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # "classifier" (a head for ``classes``) or "backbone": a self-supervised feature extractor
+    # without a head (``ctlens pretrain``), usable only as ``--init``. Older cards have no field.
+    kind: str = "classifier"
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     ctlens_version: str = __version__
     format: int = FORMAT

@@ -18,7 +18,7 @@ from torch import nn
 
 from core.atomic import atomic_path, atomic_write_text
 from core.errors import CTLensError
-from core.model.build import build_classifier
+from core.model.build import build_classifier, kaiming_init
 from core.model.card import CARD_KEY, ModelCard
 
 
@@ -68,7 +68,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     path = Path(path)
     card = read_card(path)
     if card.kind != "classifier":
-        raise CTLensError(f"{path.name}: a {card.kind} checkpoint, not a classifier (use it with --init)")
+        raise CTLensError(f"{path.name}: a pretrained {card.kind} without a classification head, not a classifier; "
+                          f"fine-tune it first: ctlens train DATA --init {path}")  # fmt: skip
     model = build_classifier(card.arch, len(card.classes))
     try:
         state = load_file(str(path))
@@ -79,15 +80,54 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     return model.to(device).eval(), card
 
 
-def load_backbone_safetensors(model: nn.Module, path: Path) -> int:
-    """Load the feature-extractor tensors of a CTLens checkpoint into ``model`` (head skipped)."""
+def _optional_card(path: Path) -> ModelCard | None:
+    """The card of a safetensors file, or None for plain safetensors weights without one."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
+    return ModelCard.from_json(meta[CARD_KEY]) if CARD_KEY in meta else None
+
+
+def load_backbone_safetensors(model: nn.Module, path: Path, *, strict: bool = False) -> int:
+    """Load the feature-extractor tensors of a CTLens checkpoint into ``model`` (head skipped).
+
+    ``strict``: every tensor in the file must fit ``model`` by name and shape (a pretrained
+    backbone holds nothing else). Returns the number of tensors loaded.
+    """
     try:
         state = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise CTLensError(f"{path.name}: no tensor matches {type(model).__name__}")
+    misfits = sorted(set(state) - set(usable))
+    if strict and misfits:
+        shape = tuple(state[misfits[0]].shape)
+        raise CTLensError(f"{path.name}: {len(misfits)} tensor(s) do not fit {type(model).__name__} "
+                          f"(first: {misfits[0]} {shape})")  # fmt: skip
     model.load_state_dict(usable, strict=False)
     return len(usable)
+
+
+def init_from_safetensors(model: nn.Module, arch: str, path: Path) -> str:
+    """Initialise ``model`` (a fresh ``arch`` classifier) from a ``.safetensors`` file; its description.
+
+    A pretrained backbone (``ctlens pretrain``, card kind "backbone") fills the feature extractor
+    and the layers it lacks get He initialisation; another classifier or card-less weights give
+    every tensor that fits. Raises CTLensError for a corrupt file or one made for another network.
+    """
+    card = _optional_card(path)
+    if card is not None and card.arch != arch:
+        raise CTLensError(f"{path.name}: weights of a {card.arch}, not a {arch} (use --arch {card.arch})")
+    if card is None or card.kind != "backbone":
+        load_backbone_safetensors(model, path)
+        return f"file ({path.name})"
+    kaiming_init(model)
+    loaded = load_backbone_safetensors(model, path, strict=True)
+    how = card.training_data.get("method", "self-supervised")
+    return (f"pretrained backbone {path.resolve()} ({how}, epoch {card.metrics.get('epoch', '?')}, "
+            f"{loaded} tensors; its init: {card.init})")  # fmt: skip

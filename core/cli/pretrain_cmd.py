@@ -1,0 +1,61 @@
+"""``ctlens pretrain DATA... --out RUN``: self-supervised (MoCo v2) pretraining of a backbone on
+unlabeled slices; ``ctlens train DATA --init RUN/backbone.safetensors`` then fine-tunes it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.atomic import check_output_outside
+from core.cli.progress import ProgressBar
+from core.errors import Cancelled
+from core.pretrain.config import PretrainConfig, PretrainRecord
+from core.pretrain.loop import pretrain
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = PretrainConfig()
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of the backbone on unlabeled CT (MoCo v2)")
+    p.add_argument("data", nargs="*", type=Path, help="image folders/files, DICOM studies, NIfTI volumes (no labels)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, backbone.safetensors)")
+    p.add_argument("--arch", default=d.arch, help="torchvision classifier whose backbone is pretrained")
+    p.add_argument("--init", default=d.init, help="scratch | imagenet | PATH (start from these weights)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (cosine schedule)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
+    p.add_argument("--queue", type=int, default=d.queue_size, help="negative keys kept (at most half the images)")
+    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--slice-step", type=int, default=d.slice_step, help="use every n-th slice of a volume")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (DATA may be left out)")
+    p.set_defaults(run=run)
+
+
+def _print_epoch(r: PretrainRecord) -> None:
+    print(f"epoch {r.epoch:3d}  loss {r.loss:.4f}  instance acc {r.instance_acc:.3f}  lr {r.lr:.4f}  "
+          f"({r.seconds:.1f}s)", flush=True)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_outside(args.out, *args.data)
+    cfg = PretrainConfig(
+        arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        temperature=args.temperature, queue_size=args.queue, input_size=args.input_size,
+        slice_step=args.slice_step, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    try:
+        result = pretrain(args.data, args.out, cfg, resume=args.resume, reading=ProgressBar("read"),
+                          progress=ProgressBar("pretrain"), on_epoch=_print_epoch)  # fmt: skip
+    except Cancelled as exc:
+        print(f"stopped: {exc}; continue with --resume")
+        return 130
+    if not result.records:
+        print(f"{result.run_dir}: already {cfg.epochs} epochs; pass a larger --epochs with --resume to go on")
+        return 0
+    last = result.records[-1]
+    print(f"{result.images} images, {last.epoch} epochs, final loss {last.loss:.4f} -> {result.backbone}")
+    print(f"fine-tune it: ctlens train DATA --init {result.backbone}   score it: ctlens probe DATA "
+          f"--backbone {result.backbone}")  # fmt: skip
+    return 0

@@ -1,0 +1,137 @@
+"""Momentum Contrast (MoCo v2) around a CTLens classifier's feature extractor.
+
+Why MoCo v2 and not SimCLR: SimCLR (Chen et al., ICML 2020) draws its negatives from the
+batch and needs batches of 1-4k images to work well; CTLens pretrains on a CPU or one GPU with
+batches of ~64. MoCo (He et al., CVPR 2020; v2: Chen et al. 2020, arXiv:2003.04297) keeps a
+queue of keys from earlier batches, encoded by a slowly moving momentum copy of the encoder,
+so there are ~1k negatives at any batch size; only the query branch is back-propagated, so a
+step costs about two thirds of a SimCLR step. Self-Trans (He et al. 2020, "Sample-Efficient
+Deep Learning for COVID-19 Diagnosis Based on CT Scans") used MoCo on CT slices for the same
+purpose: pretraining before fine-tuning on COVID-CT. AlexNet has no batch normalisation, so
+MoCo's shuffling BN trick is not needed (architectures with BN would leak batch statistics
+between query and key; use them with care).
+
+The encoder is the classifier's trunk (:class:`Trunk`: AlexNet/VGG ``features`` + global
+average pooling, or a ResNet-like network without its last layer) and a two-layer MLP
+projection head (MoCo v2); only the trunk's weights are kept for fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import CTLensError
+
+
+class Trunk(nn.Module):
+    """A classifier without its head, returning (B, C) pooled features.
+
+    Parts of the classifier the trunk does not run (AlexNet's ``avgpool`` and ``classifier``)
+    become ``nn.Identity``, so ``trunk.net.state_dict()`` holds exactly the backbone's tensors,
+    named as in the classifier (``features.0.weight``).
+    """
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.pooled = isinstance(getattr(classifier, "features", None), nn.Module)
+        if self.pooled:
+            for name, _ in list(classifier.named_children()):
+                if name != "features":
+                    setattr(classifier, name, nn.Identity())
+        else:
+            linears = [n for n, m in classifier.named_modules() if isinstance(m, nn.Linear)]
+            if not linears:
+                raise CTLensError(f"{type(classifier).__name__}: no features module and no last linear layer")
+            parent, _, child = linears[-1].rpartition(".")
+            setattr(classifier.get_submodule(parent) if parent else classifier, child, nn.Identity())
+        self.net = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pooled:
+            return self.net.get_submodule("features")(x).mean(dim=(2, 3))
+        return self.net(x).flatten(1)
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        """The backbone's tensors as CPU copies, named as in the classifier."""
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in self.net.state_dict().items()}
+
+
+@torch.no_grad()
+def feature_dim(trunk: Trunk, input_size: int) -> int:
+    """Width of the trunk's output for a 3-channel ``input_size`` image."""
+    device = next(trunk.parameters()).device
+    return int(trunk(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1])
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE logits (B, 1 + K): each query's positive key first, then the queue's negatives.
+
+    ``q``, ``k``: (B, D) L2-normalised; ``queue``: (D, K) L2-normalised columns. The loss is the
+    cross-entropy of these logits with target 0 (van den Oord et al. 2018; He et al. 2020, Eq. 1).
+    """
+    positive = (q * k).sum(dim=1, keepdim=True)
+    negative = q @ queue
+    return torch.cat([positive, negative], dim=1) / temperature
+
+
+class MoCo(nn.Module):
+    """Query encoder (trained), key encoder (momentum copy) and the queue of negative keys."""
+
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
+
+    def __init__(self, trunk: Trunk, *, input_size: int, hidden_dim: int, proj_dim: int, queue_size: int,
+                 temperature: float, key_momentum: float) -> None:  # fmt: skip
+        super().__init__()
+        head = nn.Sequential(nn.Linear(feature_dim(trunk, input_size), hidden_dim), nn.ReLU(),
+                             nn.Linear(hidden_dim, proj_dim))  # fmt: skip
+        self.query = nn.Sequential(trunk, head)
+        self.key = copy.deepcopy(self.query)
+        for p in self.key.parameters():
+            p.requires_grad_(False)
+        self.temperature, self.key_momentum = temperature, key_momentum
+        self.register_buffer("queue", F.normalize(torch.randn(proj_dim, queue_size), dim=0))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @property
+    def trunk(self) -> Trunk:
+        trunk = self.query[0]
+        assert isinstance(trunk, Trunk)
+        return trunk
+
+    @torch.no_grad()
+    def update_key_encoder(self) -> None:
+        """key = m * key + (1 - m) * query, parameter by parameter."""
+        for pk, pq in zip(self.key.parameters(), self.query.parameters(), strict=True):
+            pk.mul_(self.key_momentum).add_(pq.detach(), alpha=1 - self.key_momentum)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest keys of the ring buffer by ``keys`` (B, D)."""
+        size = self.queue.shape[1]
+        keys = keys[-size:]
+        index = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % size
+        self.queue[:, index] = keys.T.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
+
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean InfoNCE loss and the fraction of queries whose positive scores highest.
+
+        As in MoCo's reference code, the key encoder takes its momentum step (towards the query
+        encoder as the last optimiser step left it) before encoding the keys, and the keys join
+        the queue afterwards.
+        """
+        q = F.normalize(self.query(view_q), dim=1)
+        with torch.no_grad():
+            self.update_key_encoder()
+            k = F.normalize(self.key(view_k), dim=1)
+        logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
+        target = torch.zeros(len(q), dtype=torch.long, device=q.device)
+        loss = F.cross_entropy(logits, target)
+        top1 = (logits.argmax(dim=1) == 0).float().mean()
+        self.enqueue(k)
+        return loss, top1.detach()
