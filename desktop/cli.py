@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.cli.main import build_parser, run
 from core.cli.progress import ProgressBar
+from desktop.research import PANELS
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -26,6 +27,10 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--slice", type=int, help="slice index to show (default: the middle one)")
     p.add_argument("--overlay", choices=("on", "off"), default="on", help="heatmap overlay (default on)")
     p.add_argument("--threshold", type=float, help="support-region threshold in [0, 1] (default 0.70)")
+    p.add_argument("--panel", choices=PANELS, help="open the research workspace on this panel")
+    p.add_argument("--data", type=Path, help="research workspace: dataset folder (default: the demo dataset)")
+    p.add_argument("--run", type=Path, action="append", dest="runs",
+                   help="research workspace: run folder(s) for the curves")  # fmt: skip
     p.set_defaults(run=view)
 
 
@@ -38,7 +43,7 @@ def view(args: argparse.Namespace) -> int:
         print("ctlens view: --threshold must lie in [0, 1]", file=sys.stderr)
         return 2
     path = args.path
-    if path is None:
+    if path is None and args.panel is None:
         from core.demo import ensure_demo_study
 
         path = str(ensure_demo_study(progress=ProgressBar("preparing demo study")))
@@ -50,8 +55,13 @@ def view(args: argparse.Namespace) -> int:
         window.heatmap_panel.threshold.setValue(round(args.threshold * 100))
     if args.slice is not None:
         window.study_loaded.connect(lambda _: window.view.set_index(args.slice))
-    window.open_path(path)
-    if args.screenshot is not None:
+    if path is not None:
+        window.open_path(path)
+    if args.panel is not None:
+        window.show_workspace(args.panel, data=args.data, model=args.model, runs=args.runs)
+        if args.screenshot is not None:
+            return _screenshot_panel(window, args.screenshot)
+    elif args.screenshot is not None:
         return _screenshot(window, args.screenshot)
     window.show()
     return app.exec()
@@ -82,3 +92,31 @@ def _screenshot(window: MainWindow, out: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(argv, build_parser(extra=(_add_view,)), default=None)
+
+
+def _screenshot_panel(window: MainWindow, out: Path) -> int:
+    """Show the workspace, wait until every lane has been idle for a moment, grab it to ``out``."""
+    from PySide6 import QtCore, QtWidgets
+
+    window.show()
+    workspace = window.workspace
+    assert workspace is not None
+    timer = QtCore.QElapsedTimer()
+    timer.start()
+    quiet_since = None
+    while timer.elapsed() < SCREENSHOT_TIMEOUT_MS:
+        QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        QtCore.QThread.msleep(20)
+        idle = workspace.ready and not window.engine.busy
+        quiet_since = (quiet_since or timer.elapsed()) if idle else None
+        if quiet_since is not None and timer.elapsed() - quiet_since > 1500:
+            break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(out))
+    message = workspace.job_bar.label.text()
+    window.close()
+    if not ok:
+        print(f"ctlens view: cannot write {out}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}" + (f" ({message})" if message else ""))
+    return 0

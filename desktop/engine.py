@@ -122,6 +122,11 @@ class Engine(QtCore.QObject):
             self._cancelled |= set(self._live) if ticket is None else {ticket} & self._live
 
     @property
+    def device(self) -> str:
+        """The device setting this engine was made with (``auto``, ``cpu``, ``cuda``…)."""
+        return self._device
+
+    @property
     def busy(self) -> bool:
         with self._lock:
             return bool(self._live)

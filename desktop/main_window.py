@@ -8,10 +8,12 @@ results stale, so switching studies mid-analysis never mixes them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.datasets import Sample
 from core.errors import CTLensError
 from core.io.annotations import LesionAnnotation
 from core.io.series import Series
@@ -23,9 +25,14 @@ from desktop.engine import Chunk, Engine, LoadedModel
 from desktop.heatmap_panel import HeatmapPanel, OverlapPanel
 from desktop.info_panel import InfoPanel, shown_value
 from desktop.lesion_editor import LesionEditor
+from desktop.research import PANELS
+from desktop.research.session import CurrentImage
 from desktop.results import SeriesResults
 from desktop.study_view import StudyView
 from desktop.verdict_panel import VerdictPanel
+
+if TYPE_CHECKING:
+    from desktop.research.workspace import ResearchWorkspace
 
 PRESET_KEYS = ("lung", "mediastinum", "bone", "header")  # on keys 1-4
 MAX_RECENT = 8
@@ -69,7 +76,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_widgets(self) -> None:
         self.view = StudyView()
-        self.setCentralWidget(self.view)
+        self.stack = QtWidgets.QStackedWidget()  # the viewer, and the research workspace once opened
+        self.stack.addWidget(self.view)
+        self.setCentralWidget(self.stack)
+        self.workspace: ResearchWorkspace | None = None
+        self._viewer_docks = QtCore.QByteArray()
+        self._pending_slice: int | None = None  # slice to show once the study being opened is loaded
         self.series_list = QtWidgets.QListWidget()
         self.series_list.setIconSize(QtCore.QSize(THUMBNAIL, THUMBNAIL))
         self.verdict_panel = VerdictPanel()
@@ -130,6 +142,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.heat_action = self._action(view_menu, "&Heatmap", self.heatmap_panel.visible_box.toggle, "H")
         self.lesion_action = self._action(view_menu, "&Lesion outlines", self.overlap_panel.visible_box.toggle, "A")
         self._action(view_menu, "&Fit to window", self.view.fit, "F")
+        view_menu.addSeparator()
+        self._action(view_menu, "&Viewer", self.show_viewer, "Ctrl+1")
+        self._action(view_menu, "&Research workspace", lambda: self.show_workspace(), "Ctrl+2")
         window_menu = view_menu.addMenu("&Window")
         for key, name in enumerate(PRESET_KEYS, start=1):
             title = PRESETS[name].name.capitalize() if name in PRESETS else "From the header"
@@ -207,6 +222,43 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tickets["analysis"] = self.engine.analyse(self.series, method=hp.method, target=hp.target)
         self._on_slice_changed(self.view.index)
 
+    def show_workspace(self, panel: str | None = None, *, data: Path | None = None, model: Path | None = None,
+                       runs: list[Path] | None = None) -> ResearchWorkspace:  # fmt: skip
+        """Switch to the research workspace (created on first use) on ``data``/``model``/``runs``
+        (the demo ones where none is set); ``panel`` brings one to the front. The viewer's current
+        slice becomes the image the filter and neuron browsers work on."""
+        if self.workspace is None:
+            from desktop.research.workspace import ResearchWorkspace  # imported on first use: keeps start-up fast
+
+            self.workspace = ResearchWorkspace(self.engine.device)
+            self.workspace.image_requested.connect(self._on_workspace_image)
+            self.stack.addWidget(self.workspace)
+        if self.stack.currentWidget() is self.view:
+            self._viewer_docks = self.saveState()
+            for dock in self.findChildren(QtWidgets.QDockWidget):
+                dock.hide()
+        self.stack.setCurrentWidget(self.workspace)
+        if self.series is not None:
+            index = self.view.index
+            name = f"{self.series.info.description or 'series'} slice {index + 1}"
+            self.workspace.set_image(CurrentImage(name, np.asarray(self.series.slice(index)), self.series.info.unit))
+        if panel is not None:
+            self.workspace.tabs.setCurrentIndex(PANELS.index(panel))
+        if data is not None or model is not None or runs or self.workspace.session.model is None:
+            self.workspace.open(data=data, model=model, runs=runs)
+        return self.workspace
+
+    def show_viewer(self) -> None:
+        if self.stack.currentWidget() is not self.view:
+            self.stack.setCurrentWidget(self.view)
+            self.restoreState(self._viewer_docks)
+
+    def _on_workspace_image(self, sample: Sample) -> None:
+        """Open a dataset image chosen in the workspace (an embedding point, a gallery tile)."""
+        self.show_viewer()
+        self._pending_slice = sample.frame
+        self.open_path(str(sample.path))
+
     def _drop_jobs(self, *kinds: str) -> None:
         """Cancel these jobs and forget their tickets, so a late result can no longer land."""
         for kind in kinds:
@@ -219,6 +271,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._save_preferences()
         self.engine.shutdown()
+        if self.workspace is not None:
+            self.workspace.shutdown()
         super().closeEvent(event)
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt override
@@ -363,6 +417,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_series(study.series[0])
         if isinstance(opened, str):
             self._remember(opened)
+        if self._pending_slice is not None:
+            self.view.set_index(self._pending_slice)
+            self._pending_slice = None
         self.study_loaded.emit(study)
 
     def _show_series(self, series: Series) -> None:

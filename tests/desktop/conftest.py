@@ -1,4 +1,5 @@
-"""Viewer fixtures: a small random-init checkpoint (never the demo model) and a window factory."""
+"""Desktop fixtures: a small random-init checkpoint (never the demo model), a window factory and a
+research-panel factory."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.preprocess import Preprocessing
 from desktop.app import application
 from desktop.engine import Engine
 from desktop.main_window import MainWindow
+from desktop.research.session import ResearchSession
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,25 @@ def make_window(qtbot, tiny_model, tmp_path):
         return window
 
     yield make
+
+
+@pytest.fixture
+def open_panel(qtbot):
+    """``open_panel(PanelClass, session=None, size=(w, h), batch_size=32)``: a research panel on its
+    own CPU engine, shown and exposed; every engine is shut down after the test."""
+    engines: list[Engine] = []
+
+    def open_(cls, session: ResearchSession | None = None, size: tuple[int, int] = (1200, 750),
+              batch_size: int = 32):  # fmt: skip
+        application()
+        engines.append(Engine("cpu", batch_size=batch_size))
+        widget = cls(session if session is not None else ResearchSession(), engines[-1])
+        widget.resize(*size)
+        qtbot.addWidget(widget)
+        widget.show()
+        qtbot.waitExposed(widget)
+        return widget
+
+    yield open_
+    for engine in engines:
+        engine.shutdown()
