@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean package
 
 venv: $(STAMP)
 
@@ -34,6 +34,19 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check core desktop tests benchmarks
 	$(BIN)/mypy
+
+# One-folder desktop bundle dist/ctlens (no Python needed to run it); see packaging/README.md.
+package: $(STAMP)
+	@$(BIN)/python -c 'import PyInstaller' 2>/dev/null || { \
+	  echo "installing PyInstaller (the 'package' extra)..."; \
+	  $(BIN)/python -m pip install --quiet -e '.[dev,package]'; }
+	@mkdir -p build
+	@echo "building dist/ctlens with PyInstaller: 4-10 minutes on two cores (log: build/package.log)..."
+	@start=$$(date +%s); \
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+	  packaging/ctlens.spec > build/package.log 2>&1 || { tail -n 30 build/package.log; exit 1; }; \
+	echo "built in $$(( $$(date +%s) - start )) s: $(CURDIR)/dist/ctlens ($$(du -sh dist/ctlens | cut -f1))"; \
+	echo "run it with dist/ctlens/ctlens view; install it with dist/ctlens/install.sh (Linux)"
 
 clean:
 	rm -rf build dist .pytest_cache
