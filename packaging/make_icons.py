@@ -4,7 +4,7 @@ The SVG is written from the geometry below; the PNGs are that SVG rendered by Qt
 so every size shows the same drawing. Sizes of 24 px and less use a simplified variant (no vessels,
 thicker lens) that stays legible. Run from the repository root after changing the drawing:
 
-    python packaging/make_icons.py        # rewrites packaging/icons/ (a few kB per file)
+    python packaging/make_icons.py        # rewrites packaging/icons/ and resources/ctlens.svg (the window icon)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 ICONS = Path(__file__).resolve().parent / "icons"
+WINDOW_ICON = Path(__file__).resolve().parents[1] / "resources" / "ctlens.svg"  # the running app's icon
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 SMALL = 24  # at or below this size the simplified drawing is used
 
@@ -83,6 +84,7 @@ def main() -> int:
     scalable = ICONS / "hicolor" / "scalable" / "apps" / "ctlens.svg"
     scalable.parent.mkdir(parents=True, exist_ok=True)
     scalable.write_text(svg())
+    WINDOW_ICON.write_text(svg())
     pngs = {}
     for size in SIZES:
         out = ICONS / "hicolor" / f"{size}x{size}" / "apps" / "ctlens.png"

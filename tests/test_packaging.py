@@ -86,6 +86,7 @@ def test_icons_are_what_make_icons_draws():
         sys.path.remove(str(PACKAGING))
     assert make_icons.SIZES == SIZES
     assert (ICONS / "scalable" / "apps" / "ctlens.svg").read_text() == make_icons.svg()
+    assert make_icons.WINDOW_ICON.read_text() == make_icons.svg()  # the window shows the same icon
 
 
 def test_desktop_entry_launches_the_viewer():
