@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from core.datasets import Dataset, open_dataset
+from core.errors import Cancelled
 from core.synth.study import SynthSpec, patient_id, synthesize
 from core.train.config import TrainConfig
 
@@ -42,6 +44,7 @@ class DemoRecipe:
 
 
 DEMO_RECIPE = DemoRecipe()
+_TRAINING = threading.Lock()  # the viewer and the research workspace may both ask for the model first
 
 
 def cache_dir() -> Path:
@@ -118,14 +121,27 @@ def ensure_demo_model(
     """The demo model's checkpoint, trained on first use (about 3 minutes on 2 CPU cores).
 
     ``progress(done, total)`` counts synthetic patients, then training steps. Work happens in a
-    temporary folder; only a finished model is moved into the cache.
+    temporary folder; only a finished model is moved into the cache. A second caller (the viewer
+    and the research workspace may ask at once) waits for the first one's model.
     """
+    target = demo_model_path(recipe)
+    while not target.is_file():
+        if _TRAINING.acquire(timeout=0.2):
+            try:
+                if not target.is_file():
+                    _train_demo_model(recipe, target, progress, cancel)
+            finally:
+                _TRAINING.release()
+        elif cancel is not None and cancel():
+            raise Cancelled("cancelled while the demo model was being trained")
+    return target
+
+
+def _train_demo_model(recipe: DemoRecipe, target: Path, progress: Callable[[int, int], None] | None,
+                      cancel: Callable[[], bool] | None) -> None:  # fmt: skip
     from core.model.checkpoint import load_checkpoint, save_checkpoint
     from core.train.loop import INITIAL_FILTERS, train
 
-    target = demo_model_path(recipe)
-    if target.is_file():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".train-"))
     patients = recipe.data.patients
@@ -153,4 +169,3 @@ def ensure_demo_model(
         save_checkpoint(target, model, card)  # last: the model's presence means the demo is complete
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target

@@ -157,6 +157,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Show the session's runs (the first; the second for comparison); trains nothing."""
+        self._on_session_data_changed(self.session.data)  # set quietly by the workspace
         if self.busy:
             return
         runs = self.session.runs

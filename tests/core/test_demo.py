@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -37,6 +38,33 @@ def test_demo_model_is_trained_once_and_reused(cache):
     stamp = path.stat().st_mtime_ns
     assert ensure_demo_model(TINY) == path and path.stat().st_mtime_ns == stamp  # cached, not retrained
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no work folder left
+
+
+def test_two_callers_at_once_share_one_training(cache, monkeypatch):
+    import core.train.loop
+
+    trainings = []
+    real_train = core.train.loop.train
+    monkeypatch.setattr(core.train.loop, "train", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
+    results: list[object] = []
+    callers = [threading.Thread(target=lambda: results.append(ensure_demo_model(TINY))) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(120)
+    assert results == [demo_model_path(TINY)] * 2 and trainings == [1]
+
+
+def test_waiting_caller_can_be_cancelled(cache, monkeypatch):
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "_TRAINING", threading.Lock())
+    core.demo._TRAINING.acquire()  # someone else is training
+    try:
+        with pytest.raises(Cancelled):
+            ensure_demo_model(TINY, cancel=lambda: True)
+    finally:
+        core.demo._TRAINING.release()
 
 
 def test_cancelled_demo_model_leaves_nothing(cache):
