@@ -455,6 +455,8 @@ class MainWindow(QtWidgets.QMainWindow):
         acc = f", validation ACC {val['acc']:.2f}" if "acc" in val else ""
         self.verdict_panel.model_label.setText(f"Model: {loaded.path.name} ({card.arch}, {card.init}{acc})")
         self.device_label.setText(f"{loaded.device} · {card.arch}")
+        if self.series is None:
+            self.statusBar().showMessage(f"Model {loaded.path.name} ready; open a study with File ▸ Open folder")
         self.analyse()
 
     def _start_sweeps(self) -> None:

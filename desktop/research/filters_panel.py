@@ -156,7 +156,10 @@ class FiltersPanel(QtWidgets.QWidget):
         if purpose == "bank" and isinstance(result, tuple):
             self.bank, self.card = result
             self._show_bank()
-            if self.selected is not None and self.bank is not None and self.selected < len(self.bank):
+            if self.bank is not None and (self.selected is None or self.selected >= len(self.bank)):
+                # nothing chosen yet: the filter training changed most (the first without initial filters)
+                self.selected = 0 if self.bank.change is None else int(np.argmax(self.bank.change))
+            if self.selected is not None:
                 self.select_filter(self.selected)
         elif purpose == "response" and isinstance(result, ActivationMap):
             self._show_response(result)

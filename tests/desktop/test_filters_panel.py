@@ -45,10 +45,15 @@ def run_checkpoint(tiny_model: Path, tmp_path: Path) -> Path:
 
 
 def _load(qtbot, panel: FiltersPanel, model: Path) -> None:
+    """Load ``model``'s filters; with an image, also wait for the default filter's response."""
     panel.session.set_model(model)
-    with qtbot.waitSignal(panel.filters_shown, timeout=60_000) as shown:
+    counts: list[int] = []
+    panel.filters_shown.connect(counts.append)
+    signals = [panel.filters_shown] + ([panel.response_shown] if panel.session.image is not None else [])
+    with qtbot.waitSignals(signals, timeout=60_000):
         panel.refresh()
-    assert shown.args == [64]
+    panel.filters_shown.disconnect(counts.append)
+    assert counts == [64]
 
 
 def _click_tile(qtbot, grid, tile_id: int) -> None:
@@ -58,6 +63,7 @@ def _click_tile(qtbot, grid, tile_id: int) -> None:
 
 def test_one_tile_per_filter_and_only_trained_without_initial_filters(qtbot, panel, tiny_model):
     _load(qtbot, panel, tiny_model)
+    assert panel.selected == 0  # without change scores the first filter is shown to begin with
     assert panel.trained_grid.count == 64
     assert panel.trained_grid.captions[:3] == ["#0", "#1", "#2"]
     assert panel.trained_grid.image.image.shape[-1] == 3  # colour tiles
@@ -74,6 +80,7 @@ def test_initial_and_trained_side_by_side_with_sortable_change_scores(qtbot, pan
     assert panel.trained_grid.captions[2] == "0.00" and panel.trained_grid.captions[7] == "0.67"
     assert panel.initial_grid.captions[7] == "#7"
     assert str(run_checkpoint.parent / INITIAL_FILTERS) in panel.hint.text()
+    assert panel.selected == 7 and panel.response is not None and panel.response.channel == 7  # most changed first
     with qtbot.waitSignal(panel.filters_shown):
         panel.sort_box.setChecked(True)
     assert panel.trained_grid.ids[0] == 7 and panel.initial_grid.ids[0] == 7 and panel.trained_grid.ids[-1] == 2
