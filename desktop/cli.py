@@ -106,6 +106,7 @@ def _screenshot_panel(window: MainWindow, out: Path) -> int:
     quiet_since = None
     while timer.elapsed() < SCREENSHOT_TIMEOUT_MS:
         QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)  # no exec() loop here
         QtCore.QThread.msleep(20)
         idle = workspace.ready and not window.engine.busy
         quiet_since = (quiet_since or timer.elapsed()) if idle else None

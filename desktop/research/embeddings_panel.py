@@ -205,6 +205,7 @@ class EmbeddingsPanel(QtWidgets.QWidget):
     def _build_panes(self, kinds: tuple[str, ...], dims: int) -> None:
         for pane in self.panes.values():
             self.pane_row.removeWidget(pane)
+            pane.hide()  # at once: deleteLater waits for the event loop (and --screenshot only processes events)
             pane.deleteLater()
         self.panes = {kind: EmbeddingPane(kind, dims, self.tool_box.currentData()) for kind in kinds}
         for kind, pane in self.panes.items():

@@ -172,6 +172,8 @@ def test_box_and_lasso_selections_list_the_enclosed_images(make_panel, qtbot):
 
 def test_3d_without_opengl_falls_back_to_a_2d_view_with_a_message(make_panel, monkeypatch):
     monkeypatch.setenv("CTLENS_NO_OPENGL", "1")
+    from desktop.research.embedding_pane import EmbeddingPane
+
     panel = make_panel(dims=3, method="kpca-linear")
     for pane in panel.panes.values():
         assert isinstance(pane.view, ScatterView2D) and not pane.is_3d
@@ -179,6 +181,10 @@ def test_3d_without_opengl_falls_back_to_a_2d_view_with_a_message(make_panel, mo
         assert pane.embedding.coords.shape == (32, 3) and len(pane.view.scatter.data) == 32
         np.testing.assert_array_equal(pane.view.coords, pane.embedding.coords[:, :2])
         assert "Kernel PCA (linear)" in pane.title.text() and "3-D" in pane.title.text()
+    old = list(panel.panes.values())
+    choose(panel.dims_box, 2)  # rebuilds the panes; the replaced ones vanish at once, event loop or not
+    assert not any(pane.isVisible() for pane in old)
+    assert {w for w in panel.findChildren(EmbeddingPane) if w.isVisible()} <= set(panel.panes.values())
 
 
 @pytest.mark.gl
