@@ -59,7 +59,8 @@ def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...
             Image.fromarray(picture).save(tmp, format="PNG")
         rows.append({"id": e.sample.id, "label": e.sample.label, "p_covid": round(e.p_lesion, 4),
                      "consistent_degree": scores.consistent_degree, "iou": scores.iou, "dice": scores.dice,
-                     "pointing_game": scores.pointing_game, "overlay": f"overlays/{name}.png"})  # fmt: skip
+                     "pointing_game": scores.pointing_game, "lesion_pixels": None if mask is None else int(mask.sum()),
+                     "overlay": f"overlays/{name}.png"})  # fmt: skip
     return rows
 
 
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
               f"degree {summary.consistent_degree:.4f}, IoU {summary.iou:.4f}, Dice {summary.dice:.4f}, "
               f"pointing game {summary.pointing_game:.3f} (threshold {args.threshold:g})")  # fmt: skip
     if args.top:
-        scored = sorted((r for r in rows if r["consistent_degree"] is not None), key=lambda r: -r["consistent_degree"])  # type: ignore[operator]
+        scored = [r for r in rows if r["consistent_degree"] is not None]  # ranked as the attention gallery ranks
+        scored.sort(key=lambda r: (-r["consistent_degree"], -r["lesion_pixels"]))  # type: ignore[operator]
         (args.out / "top").mkdir(parents=True, exist_ok=True)
         for rank, r in enumerate(scored[: args.top], 1):
             shutil.copyfile(

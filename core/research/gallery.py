@@ -119,9 +119,14 @@ class Gallery:
         t = np.float32(threshold)
         return np.array([(v.size - np.searchsorted(v, t, side="right")) / v.size for v in self._inside], np.float64)
 
+    def lesion_pixels(self) -> np.ndarray:
+        """int64 (N,) lesion area |L| of each image in pixels."""
+        return np.array([v.size for v in self._inside], np.int64)
+
     def ranking(self, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-        """int64 (N,) image indices, most consistent first (ties keep dataset order)."""
-        return np.argsort(-self.consistency(threshold), kind="stable").astype(np.int64)
+        """int64 (N,) image indices, most consistent first; among equals the larger lesion first (a
+        sliver covered by a broad map says less than a large lesion covered), then dataset order."""
+        return np.lexsort((-self.lesion_pixels(), -self.consistency(threshold))).astype(np.int64)
 
     def scores(self, index: int, threshold: float = DEFAULT_THRESHOLD) -> OverlapScores:
         """Consistent degree, IoU, Dice and pointing game of image ``index``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,11 @@ def test_explain_writes_heatmaps_overlays_and_overlap(run_dir, train_root, tmp_p
     npz = np.load(out / "heatmaps" / f"{rows[0]['id'].replace('/', '_')}.npz")
     assert npz["heatmap"].shape == (128, 128) and npz["heatmap"].min() >= 0 and npz["heatmap"].max() <= 1
     assert Image.open(out / rows[0]["overlay"]).size == (128, 128)
-    assert len(list((out / "top").iterdir())) == 2
+    best = sorted(with_lesion, key=lambda r: (-float(r["consistent_degree"]), -int(r["lesion_pixels"])))[:2]
+    assert sorted(p.name for p in (out / "top").iterdir()) == [
+        f"{k:02d}_{Path(r['overlay']).name}" for k, r in enumerate(best, 1)
+    ]
+    assert all(int(r["lesion_pixels"]) > 0 for r in with_lesion)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["slices_with_lesion"] == len(with_lesion) and summary["threshold"] == 0.7
     assert "mean consistent degree" in capsys.readouterr().out

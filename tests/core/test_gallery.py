@@ -56,6 +56,10 @@ def test_rescoring_at_any_threshold_equals_core_overlap(gallery, threshold):
     order = gallery.ranking(threshold)
     assert sorted(order.tolist()) == list(range(len(gallery)))
     assert (np.diff(values[order]) <= 0).all()  # most consistent first
+    areas = np.array([m.sum() for m in gallery.masks])
+    assert np.array_equal(gallery.lesion_pixels(), areas)
+    ties = np.diff(values[order]) == 0
+    assert (np.diff(areas[order])[ties] <= 0).all()  # among equals, the larger lesion first
     counts, edges = gallery.histogram(threshold, bins=10)
     assert counts.sum() == len(gallery) and edges[0] == 0.0 and edges[-1] == 1.0
     summary = gallery.summary(threshold)

@@ -64,7 +64,9 @@ def test_defaults_and_top_tiles_sorted_by_consistency(shown, core_gallery):
     values = _caption_values(shown)
     assert values == sorted(values, reverse=True)
     expected = _expected(core_gallery, 0.7)
-    top_ids = [core_gallery.samples[i].id for i in np.argsort(-expected, kind="stable")[:6]]
+    areas = [int(m.sum()) for m in core_gallery.masks]  # ties: the larger lesion first
+    order = sorted(range(lesions), key=lambda i: (-expected[i], -areas[i], i))
+    top_ids = [core_gallery.samples[i].id for i in order[:6]]
     assert [c.split(" — ")[0] for c in shown.grid.captions] == top_ids
     np.testing.assert_allclose(shown.values, expected, atol=1e-6)
     tile = shown.grid.tile_pixels(shown.grid.ids[0])
