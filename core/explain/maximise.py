@@ -4,6 +4,12 @@ Gradient ascent on the input to maximise one channel's mean activation, with the
 regularisers of the feature-visualisation literature (Erhan et al. 2009; Yosinski et al. 2015;
 Olah et al. 2017): small random jitter each step, periodic Gaussian blur and L2 decay, so the
 result shows a pattern rather than adversarial noise.
+
+The defaults are gentle on purpose. AlexNet's stride-4 first layer makes deep channels of a
+small or from-scratch model sensitive to one-pixel shifts: with 4-pixel jitter and a blur every
+4 steps the ascent made no progress at all on the demo model's conv5 (final activation below a
+random image's), with 1 pixel and a blur every 8 steps it beats the dataset's most activating
+image. The L2 decay is on the mean square, so its pull does not grow with the image size.
 """
 
 from __future__ import annotations
@@ -42,19 +48,18 @@ def maximise_activation(
     channels: int = 3,
     steps: int = 128,
     lr: float = 0.05,
-    jitter: int = 4,
-    blur_every: int = 4,
+    jitter: int = 1,
+    blur_every: int = 8,
     blur_sigma: float = 0.5,
     decay: float = 1e-4,
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The optimised input (channels, size, size) float32 and its final mean activation."""
+    """The optimised input (channels, size, size) float32 and its mean activation (without jitter)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x = (torch.randn(1, channels, size, size, generator=generator) * 0.1).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
-    value = 0.0
     with frozen_parameters(model), eval_mode(model), torch.enable_grad():
         for step in range(steps):
             if cancel is not None and cancel():
@@ -64,12 +69,15 @@ def maximise_activation(
                 model(torch.roll(x, shifts=(dy, dx), dims=(2, 3)))
             assert captured.activation is not None
             activation = captured.activation[0, channel].mean()
-            loss = -activation + decay * x.pow(2).sum()
+            loss = -activation + decay * x.pow(2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            value = float(activation.detach())
             if blur_every and (step + 1) % blur_every == 0:
                 with torch.no_grad():
                     x.copy_(_blur(x, blur_sigma))
+        with torch.no_grad(), output_capture(model, layer) as captured:
+            model(x)
+        assert captured.activation is not None
+        value = float(captured.activation[0, channel].mean())
     return x.detach()[0].float().cpu().numpy(), value

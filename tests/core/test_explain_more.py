@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from core.errors import CTLensError
+from core.explain.hooks import output_capture
 from core.explain.maximise import maximise_activation
 from core.explain.methods import METHODS, explain_batch
 from core.explain.rise import random_masks, rise
@@ -49,7 +50,10 @@ def test_activation_maximisation_raises_the_activation_and_leaves_no_trace():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     _, start = maximise_activation(model, "features.8", 3, size=80, steps=1)
     image, end = maximise_activation(model, "features.8", 3, size=80, steps=24)
-    assert image.shape == (3, 80, 80) and end > start
+    assert image.shape == (3, 80, 80) and end > 2 * start
+    with torch.no_grad(), output_capture(model, "features.8") as captured:  # images of the same scale
+        model(torch.randn(16, 3, 80, 80, generator=torch.Generator().manual_seed(1)))
+    assert end > float(captured.activation[:, 3].mean())  # beats a typical noise image (it did not, with 4-px jitter)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.requires_grad for p in model.parameters())
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
