@@ -53,9 +53,15 @@ def maximise_activation(
     blur_sigma: float = 0.5,
     decay: float = 1e-4,
     seed: int = 0,
+    to_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The optimised input (channels, size, size) float32 and its mean activation (without jitter)."""
+    """The optimised image (channels, size, size) float32 and its mean activation (without jitter).
+
+    ``to_input`` maps the optimised image to the model's input (e.g. one gray channel replicated
+    and normalised, as CT slices reach the model); by default the image is the model input.
+    """
+    feed = to_input if to_input is not None else (lambda image: image)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x = (torch.randn(1, channels, size, size, generator=generator) * 0.1).to(device).requires_grad_(True)
@@ -66,7 +72,7 @@ def maximise_activation(
                 raise Cancelled("activation maximisation cancelled")
             dx, dy = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
             with output_capture(model, layer) as captured:
-                model(torch.roll(x, shifts=(dy, dx), dims=(2, 3)))
+                model(feed(torch.roll(x, shifts=(dy, dx), dims=(2, 3))))
             assert captured.activation is not None
             activation = captured.activation[0, channel].mean()
             loss = -activation + decay * x.pow(2).mean()
@@ -77,7 +83,7 @@ def maximise_activation(
                 with torch.no_grad():
                     x.copy_(_blur(x, blur_sigma))
         with torch.no_grad(), output_capture(model, layer) as captured:
-            model(x)
+            model(feed(x))
         assert captured.activation is not None
         value = float(captured.activation[0, channel].mean())
     return x.detach()[0].float().cpu().numpy(), value

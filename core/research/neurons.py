@@ -38,7 +38,7 @@ from core.explain.maximise import maximise_activation
 from core.features.extract import cache_key, cached_features
 from core.model.build import conv_layers
 from core.model.card import ModelCard
-from core.preprocess import Preprocessing, display_values, prepare_batch, resize_maps, to_slice_grid
+from core.preprocess import Preprocessing, display_values, normalise, prepare_batch, resize_maps, to_slice_grid
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -239,14 +239,12 @@ def activation_map(model: nn.Module, card: ModelCard, image: Image2D, layer: str
     return ActivationMap(layer, int(channel), np.clip(values, 0.0, 1.0).astype(np.float32), peak, display)
 
 
-def input_rgb(x: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """A model input (C, S, S) back in display space, float32 (S, S, 3) stretched between its
-    1st and 99th percentiles."""
-    c = x.shape[0]
-    rgb = x * np.asarray(prep.std[:c], np.float32)[:, None, None] + np.asarray(prep.mean[:c], np.float32)[:, None, None]
-    rgb = rgb if c == 3 else np.repeat(rgb.mean(axis=0, keepdims=True), 3, axis=0)
-    lo, hi = np.percentile(rgb, [1, 99])
-    return np.clip((rgb.transpose(1, 2, 0) - lo) / max(float(hi - lo), 1e-8), 0.0, 1.0).astype(np.float32)
+def stretched_gray(display: np.ndarray) -> np.ndarray:
+    """A gray image (S, S) in display units as float32 (S, S, 3), stretched between its 1st and
+    99th percentiles."""
+    lo, hi = np.percentile(display, [1, 99])
+    gray = np.clip((display - lo) / max(float(hi - lo), 1e-8), 0.0, 1.0).astype(np.float32)
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 def maximise(model: nn.Module, card: ModelCard, layer: str, channel: int, *, steps: int = 128, seed: int = 0,
@@ -264,11 +262,19 @@ def maximise(model: nn.Module, card: ModelCard, layer: str, channel: int, *, ste
         done += 1
         return cancel is not None and cancel()
 
-    x, value = maximise_activation(model, layer, channel, size=prep.input_size, channels=prep.channels, steps=steps,
-                                   seed=seed, cancel=step_check)  # fmt: skip
+    # CT reaches the model as one gray slice in every channel, so the picture is optimised as one
+    # gray image (in units of the channels' mean normalisation) and fed the way slices are.
+    scale, offset = float(np.mean(prep.std[: prep.channels])), float(np.mean(prep.mean[: prep.channels]))
+    device = next(model.parameters()).device
+
+    def to_input(gray: torch.Tensor) -> torch.Tensor:
+        return normalise(gray.cpu() * scale + offset, prep).to(device)
+
+    x, value = maximise_activation(model, layer, channel, size=prep.input_size, channels=1, steps=steps, seed=seed,
+                                   to_input=to_input, cancel=step_check)  # fmt: skip
     if progress is not None:
         progress(steps, steps)
-    return FeatureVisualisation(layer, int(channel), input_rgb(x, prep), value)
+    return FeatureVisualisation(layer, int(channel), stretched_gray(x[0] * scale + offset), value)
 
 
 # -- the dataset images a neuron likes best ------------------------------------------------------------

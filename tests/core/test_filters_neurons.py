@@ -226,6 +226,7 @@ def test_maximise_reports_progress_and_can_be_cancelled(alexnet):
     seen: list[tuple[int, int]] = []
     vis = neurons.maximise(alexnet, CARD, "features.8", 3, steps=3, progress=lambda d, n: seen.append((d, n)))
     assert vis.image.shape == (64, 64, 3) and vis.image.min() >= 0.0 and vis.image.max() <= 1.0
+    assert np.array_equal(vis.image[..., 0], vis.image[..., 1]) and vis.image.std() > 0  # a gray picture, as CT is
     assert seen[0] == (0, 3) and seen[-1] == (3, 3)
     assert _hooks(alexnet) == 0
     with pytest.raises(Cancelled):
