@@ -79,8 +79,11 @@ def project(features: np.ndarray, method: str, dims: int, seed: int = 0, *, prog
     return KernelPCA(n_components=dims, kernel=kernel, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def cached_projection(folder: Path, feature_key: str, features: np.ndarray, method: str, dims: int,
-                      seed: int = 0) -> np.ndarray:  # fmt: skip
-    """:func:`project`, computed once per (features, method, dims, seed) and kept in ``folder``."""
+def cached_projection(folder: Path, feature_key: str, features: np.ndarray, method: str, dims: int, seed: int = 0,
+                      *, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                      on_snapshot: Snapshot | None = None) -> np.ndarray:  # fmt: skip
+    """:func:`project`, computed once per (features, method, dims, seed) and kept in ``folder``
+    (``progress``, ``cancel`` and ``on_snapshot`` as for :func:`project`; a cached result calls none)."""
     key = f"{feature_key}-{method}-{dims}d-s{seed}"
-    return cached_features(folder, key, lambda: project(features, method, dims, seed))
+    return cached_features(folder, key, lambda: project(features, method, dims, seed, progress=progress,
+                                                        cancel=cancel, on_snapshot=on_snapshot))  # fmt: skip

@@ -113,11 +113,6 @@ def _cache_folder(name: str) -> Path:
     return cache_dir() / name
 
 
-def projection_key(feature_key: str, method: str, dims: int, seed: int) -> str:
-    """The cache key :func:`core.embed.cached_projection` files a projection under (same files)."""
-    return f"{feature_key}-{method}-{dims}d-s{seed}"
-
-
 def cached_predictions(model: nn.Module, card: ModelCard, checkpoint: Path, dataset: Dataset,
                        samples: Sequence[Sample], *, progress: Progress | None = None,
                        cancel: Cancel | None = None) -> np.ndarray:  # fmt: skip
@@ -157,8 +152,8 @@ def embed_dataset(
     step[0](1, 1)
     probs = cached_predictions(model, card, checkpoint, dataset, samples, progress=step[1], cancel=cancel)
     step[1](1, 1)
-    coords = cached_features(_cache_folder("features"), projection_key(key, method, dims, seed), lambda: embed.project(
-        values, method, dims, seed, progress=step[2], cancel=cancel, on_snapshot=on_snapshot))  # fmt: skip
+    coords = embed.cached_projection(_cache_folder("features"), key, values, method, dims, seed, progress=step[2],
+                                     cancel=cancel, on_snapshot=on_snapshot)  # fmt: skip
     step[2](1, 1)
     labels = np.array([s.label for s in samples], np.int64)
     p_lesion = probs[:, card.positive_index].astype(np.float32)
@@ -184,33 +179,17 @@ def consistency_degrees(
 
 def _consistency(dataset: Dataset, model: nn.Module, card: ModelCard, samples: Sequence[Sample], threshold: float,
                  batch_size: int, progress: Progress | None, cancel: Cancel | None) -> np.ndarray:  # fmt: skip
-    from core.explain.cam import heatmaps_on_grid
-    from core.explain.methods import explain_batch
-    from core.explain.targets import ClassTarget
     from core.overlap import consistent_degree, support_region
-    from core.preprocess import prepare_batch
+    from core.research.gallery import explain_images
 
     out = np.full(len(samples), np.nan, np.float32)
-    masks = {}
-    for i, sample in enumerate(samples):
-        mask = dataset.load_mask(sample)
-        if mask is not None and mask.any():
-            masks[i] = mask
-    todo = sorted(masks)
-    device = next(model.parameters()).device
-    for start in range(0, len(todo), batch_size):
-        if cancel is not None and cancel():
-            raise Cancelled("consistency scoring cancelled")
-        batch = todo[start : start + batch_size]
-        images = [dataset.load_image(samples[i]) for i in batch]
-        x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
-        raw, _ = explain_batch(model, x, "gradcam", ClassTarget(card.positive_index))
-        for j, i in enumerate(batch):
-            heat = heatmaps_on_grid(raw[j : j + 1], masks[i].shape)[0]
-            degree = consistent_degree(support_region(heat, threshold), masks[i])
-            out[i] = np.nan if degree is None else degree
-        if progress is not None:
-            progress(start + len(batch), len(todo))
+    todo = [i for i, s in enumerate(samples) if (mask := dataset.load_mask(s)) is not None and mask.any()]
+    explained = explain_images(model, card, dataset, [samples[i] for i in todo], batch_size=batch_size,
+                               progress=progress, cancel=cancel)  # fmt: skip
+    for i, e in zip(todo, explained, strict=True):
+        assert e.mask is not None
+        degree = consistent_degree(support_region(e.heatmap, threshold), e.mask)
+        out[i] = np.nan if degree is None else degree
     return out
 
 
