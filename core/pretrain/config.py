@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from core.pretrain.augment import ViewAugment
@@ -73,30 +71,3 @@ class PretrainRecord:
         d = json.loads(line)
         loss = float("nan") if d["loss"] is None else float(d["loss"])
         return cls(int(d["epoch"]), float(d["lr"]), float(d["seconds"]), loss, float(d["instance_acc"]))
-
-
-def append_record(path: Path, record: PretrainRecord) -> None:
-    with open(path, "a") as fh:
-        fh.write(record.to_json() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_records(path: Path) -> list[PretrainRecord]:
-    """Records of a run (a torn last line from a crash is ignored)."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(PretrainRecord.from_json(line))
-        except (ValueError, KeyError, TypeError):
-            break
-    return records
-
-
-def keep_records(path: Path, epochs: int) -> list[PretrainRecord]:
-    """Keep the first ``epochs`` records (resuming after a crash or cancel); returns them."""
-    kept = [r for r in read_records(path) if r.epoch <= epochs]
-    path.write_text("".join(r.to_json() + "\n" for r in kept))
-    return kept

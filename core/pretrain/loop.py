@@ -32,9 +32,10 @@ from core.model.device import pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing
 from core.pretrain.augment import model_input, random_view
-from core.pretrain.config import PretrainConfig, PretrainRecord, append_record, keep_records
+from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.moco import MoCo, Trunk
 from core.pretrain.unlabeled import UnlabeledImages, read_unlabeled
+from core.train import history
 
 Progress = Callable[[int, int], None]
 BACKBONE, STATE = "backbone.safetensors", "state.safetensors"
@@ -180,7 +181,7 @@ def pretrain(
                                 weight_decay=cfg.weight_decay)  # fmt: skip
     if resume:
         start, init_desc = _load(run, moco, optimizer, device)
-        records = keep_records(run / "history.jsonl", start)
+        records = history.truncate(run / "history.jsonl", start, PretrainRecord.from_json)
     else:
         start, records = 0, []
         run.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,7 @@ def pretrain(
         loss, acc = _train_epoch(moco, optimizer, images, cfg, prep, epoch, progress, cancel)
         record = PretrainRecord(epoch + 1, lr, time.perf_counter() - t0, loss, acc)
         records.append(record)
-        append_record(run / "history.jsonl", record)
+        history.append(run / "history.jsonl", record)
         _save(run, moco, optimizer, replace(card, metrics={"epoch": record.epoch, "loss": loss, "instance_acc": acc}),
               record.epoch)  # fmt: skip
         if on_epoch is not None:

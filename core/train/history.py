@@ -1,13 +1,27 @@
-"""``history.jsonl``: one JSON line per finished epoch, appended and flushed as it happens."""
+"""``history.jsonl``: one JSON line per finished epoch, appended and flushed as it happens.
+
+The file functions serve any record with ``epoch`` and ``to_json()`` (training's
+:class:`EpochRecord`, pretraining's ``PretrainRecord``), parsed by the record type's ``from_json``."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+
+class Record(Protocol):
+    @property
+    def epoch(self) -> int: ...
+
+    def to_json(self) -> str: ...
+
+
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -39,30 +53,35 @@ class EpochRecord:
         )
 
 
-def append(path: Path, record: EpochRecord) -> None:
+def append(path: Path, record: Record) -> None:
     with open(path, "a") as fh:
         fh.write(record.to_json() + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def read_history(path: Path) -> list[EpochRecord]:
-    """Records of a run (a torn last line from a crash is ignored)."""
+def read_records(path: Path, parse: Callable[[str], R]) -> list[R]:
+    """Records of a run, parsed line by line (a torn last line from a crash is ignored)."""
     if not path.is_file():
         return []
     records = []
     for line in path.read_text().splitlines():
         try:
-            records.append(EpochRecord.from_json(line))
-        except (ValueError, KeyError):
+            records.append(parse(line))
+        except (ValueError, KeyError, TypeError):
             break
     return records
 
 
-def truncate(path: Path, epochs: int, *, write: bool = True) -> list[EpochRecord]:
+def read_history(path: Path) -> list[EpochRecord]:
+    """A training run's records."""
+    return read_records(path, EpochRecord.from_json)
+
+
+def truncate(path: Path, epochs: int, parse: Callable[[str], R], *, write: bool = True) -> list[R]:
     """Keep the first ``epochs`` records (used when resuming); returns them. ``write=False`` only
     reads them (a process other than rank 0 of a distributed run)."""
-    kept = [r for r in read_history(path) if r.epoch <= epochs]
+    kept = [r for r in read_records(path, parse) if r.epoch <= epochs]
     if write:
         path.write_text("".join(r.to_json() + "\n" for r in kept))
     return kept

@@ -150,7 +150,7 @@ def train(
     if resume:
         meta = _load_state(run, model, optimizer)
         start, init_desc = int(meta["epoch"]), meta["init"]
-        records = history.truncate(run / "history.jsonl", start, write=group.main)
+        records = history.truncate(run / "history.jsonl", start, history.EpochRecord.from_json, write=group.main)
     else:
         init_desc = _initialise_new(model, cfg, images["train"], prep, device)
         start, records = 0, []

@@ -22,12 +22,13 @@ from core.model.card import ModelCard
 from core.model.checkpoint import load_checkpoint, read_card, save_weights
 from core.preprocess import Preprocessing
 from core.pretrain.augment import ViewAugment, gaussian_blur, random_view
-from core.pretrain.config import PretrainConfig, read_records
+from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.loop import pretrain
 from core.pretrain.moco import info_nce
 from core.pretrain.probe import linear_probe
 from core.pretrain.unlabeled import read_unlabeled
 from core.train.config import TrainConfig
+from core.train.history import read_records
 from core.train.loop import train
 
 TINY = PretrainConfig(epochs=2, batch_size=16, input_size=64, queue_size=64, device="cpu", seed=5)
@@ -88,7 +89,7 @@ def test_unlabeled_images_come_from_image_files_and_dicom(train_root, blob_image
 
 
 def test_pretraining_writes_backbone_card_and_history(full_run):
-    records = read_records(full_run.run_dir / "history.jsonl")
+    records = read_records(full_run.run_dir / "history.jsonl", PretrainRecord.from_json)
     assert [r.epoch for r in records] == [1, 2] and all(np.isfinite(r.loss) for r in records)
     card = read_card(full_run.backbone)
     assert card.kind == "backbone" and card.arch == "alexnet" and card.init == "scratch + LSUV"
@@ -150,7 +151,7 @@ def test_cancel_then_cli_resume_equals_the_uninterrupted_run(full_run, train_roo
     # DATA may be left out when resuming (config.json has it); --epochs and --device are taken as given
     assert main(["pretrain", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
     assert "fine-tune it: ctlens train DATA --init" in capsys.readouterr().out
-    records = read_records(run / "history.jsonl")
+    records = read_records(run / "history.jsonl", PretrainRecord.from_json)
     assert [r.epoch for r in records] == [1, 2]
     assert [r.loss for r in records] == pytest.approx([r.loss for r in full_run.records], rel=1e-5)
     final, reference = load_file(str(run / "backbone.safetensors")), load_file(str(full_run.backbone))
