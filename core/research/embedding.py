@@ -183,9 +183,10 @@ def _consistency(dataset: Dataset, model: nn.Module, card: ModelCard, samples: S
     from core.research.gallery import explain_images
 
     out = np.full(len(samples), np.nan, np.float32)
-    todo = [i for i, s in enumerate(samples) if (mask := dataset.load_mask(s)) is not None and mask.any()]
+    masks = {i: mask for i, s in enumerate(samples) if (mask := dataset.load_mask(s)) is not None and mask.any()}
+    todo = list(masks)
     explained = explain_images(model, card, dataset, [samples[i] for i in todo], batch_size=batch_size,
-                               progress=progress, cancel=cancel)  # fmt: skip
+                               masks=[masks[i] for i in todo], progress=progress, cancel=cancel)  # fmt: skip
     for i, e in zip(todo, explained, strict=True):
         assert e.mask is not None
         degree = consistent_degree(support_region(e.heatmap, threshold), e.mask)

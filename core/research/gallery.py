@@ -57,9 +57,12 @@ class ExplainedImage:
 
 def explain_images(
     model: nn.Module, card: ModelCard, dataset: Dataset, samples: Sequence[Sample], *, method: str = "gradcam",
-    layer: str | None = None, batch_size: int = 16, progress: Progress | None = None, cancel: Cancel | None = None,
+    layer: str | None = None, batch_size: int = 16, masks: Sequence[np.ndarray | None] | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> Iterator[ExplainedImage]:  # fmt: skip
     """Explain the positive class for ``samples``, ``batch_size`` images per network pass, in order.
+
+    ``masks``: the samples' lesion masks when the caller has read them already (else they are read).
 
     ``progress(done, len(samples))`` after each batch; ``cancel()`` is polled before each batch
     (raises :class:`~core.errors.Cancelled`).
@@ -74,9 +77,10 @@ def explain_images(
         x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
         raw, logits = explain_batch(model, x, method, ClassTarget(positive), layer)
         probs = torch.softmax(torch.from_numpy(logits).float(), 1)[:, positive].numpy()
-        for sample, image, r, prob in zip(chunk, images, raw, probs, strict=True):
+        for k, (sample, image, r, prob) in enumerate(zip(chunk, images, raw, probs, strict=True), start):
             heat = heatmaps_on_grid(r[None], image.pixels.shape)[0]
-            yield ExplainedImage(sample, image, np.asarray(r, np.float32), heat, float(prob), dataset.load_mask(sample))
+            mask = dataset.load_mask(sample) if masks is None else masks[k]
+            yield ExplainedImage(sample, image, np.asarray(r, np.float32), heat, float(prob), mask)
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
 
@@ -153,7 +157,7 @@ def attention_gallery(
     ``progress(done, total)`` counts images read for their masks, then images explained.
     """
     samples = dataset.samples if samples is None else tuple(samples)
-    with_lesion, without_lesion, without_mask = [], 0, 0
+    with_lesion, lesion_masks, without_lesion, without_mask = [], [], 0, 0
     for i, sample in enumerate(samples):
         if i % 16 == 0 and cancel is not None and cancel():
             raise Cancelled("explanation cancelled")
@@ -164,6 +168,7 @@ def attention_gallery(
             without_lesion += 1
         else:
             with_lesion.append(sample)
+            lesion_masks.append(mask)
     total = len(samples) + len(with_lesion)
 
     def explained(done: int, _: int) -> None:
@@ -172,8 +177,8 @@ def attention_gallery(
 
     if progress is not None:
         progress(len(samples), total)
-    items = list(explain_images(model, card, dataset, with_lesion, method=method, layer=layer,
-                                batch_size=batch_size, progress=explained, cancel=cancel))  # fmt: skip
+    items = list(explain_images(model, card, dataset, with_lesion, method=method, layer=layer, batch_size=batch_size,
+                                masks=lesion_masks, progress=explained, cancel=cancel))  # fmt: skip
     window = card.preprocessing.window
     pictures = tuple(
         (display_values(e.image.pixels, e.image.unit, window) * 255).round().astype(np.uint8) for e in items
