@@ -3,6 +3,7 @@ research-panel factory."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ from desktop.app import application
 from desktop.engine import Engine
 from desktop.main_window import MainWindow
 from desktop.research.session import ResearchSession
+
+
+@pytest.fixture(autouse=True)
+def collect_widgets_on_the_gui_thread():
+    """Collect each test's garbage (widgets held in reference cycles by connected lambdas) here on
+    the GUI thread. Left to chance, Python's cyclic GC may run it later on an engine worker thread,
+    and destroying a QWidget there crashes the process (seen once in the embeddings tests)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
