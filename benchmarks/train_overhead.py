@@ -44,7 +44,7 @@ def bare_loop(root: Path) -> None:
         generator = torch.Generator().manual_seed(epoch)
         model.train()
         for idx in batches(len(split.train), CFG.batch_size, generator):
-            x = augment_batch(images["train"][idx].float() / 255, CFG.augment, generator)  # type: ignore[arg-type]
+            x, _ = augment_batch(images["train"][idx].float() / 255, CFG.augment, generator)  # type: ignore[arg-type]
             loss = F.cross_entropy(model(normalise(x, prep)), labels["train"][idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -453,7 +453,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.heatmap_panel.set_classes(card.classes)
         val = card.metrics.get("val", {})
         acc = f", validation ACC {val['acc']:.2f}" if "acc" in val else ""
-        self.verdict_panel.model_label.setText(f"Model: {loaded.path.name} ({card.arch}, {card.init}{acc})")
+        told = ", attention trained on lesion masks" if "attention_supervision" in card.training_data else ""
+        self.verdict_panel.model_label.setText(f"Model: {loaded.path.name} ({card.arch}, {card.init}{acc}{told})")
         self.device_label.setText(f"{loaded.device} · {card.arch}")
         if self.series is None:
             self.statusBar().showMessage(f"Model {loaded.path.name} ready; open a study with File ▸ Open folder")
@@ -754,10 +755,13 @@ def model_summary(model: LoadedModel) -> str:
     prep = card.preprocessing
     val = card.metrics.get("val", {})
     scores = ", ".join(f"{k} {val[k]:.3f}" for k in ("acc", "sensitivity", "specificity", "f1") if k in val)
+    supervision = card.training_data.get("attention_supervision")
     return (
         f"<b>{model.path.name}</b><br>{card.arch}, classes {' / '.join(card.classes)}, initialised {card.init}<br>"
         f"input {prep.input_size}², window W{prep.window.width:g} L{prep.window.level:g}<br>"
-        f"trained on {card.training_data.get('root', 'unknown data')}<br>validation: {scores or 'not recorded'}<br>"
+        f"trained on {card.training_data.get('root', 'unknown data')}<br>"
+        f"{f'with {supervision}<br>' if supervision else ''}"
+        f"validation: {scores or 'not recorded'}<br>"
         f"created {card.created} · running on {model.device}"
     )
 

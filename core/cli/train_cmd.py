@@ -35,6 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--schedule", choices=("none", "cosine", "step"), default=d.schedule)
     p.add_argument("--no-augment", action="store_true", help="no flips, affine or intensity jitter")
     p.add_argument("--balance", action="store_true", help="weigh the loss by inverse class frequency")
+    p.add_argument(
+        "--attention-loss",
+        type=float,
+        default=d.attention_loss,
+        metavar="W",
+        help="teach Grad-CAM the lesion masks, weight W (GAIN-style; datasets with masks; default 0: labels only)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
     p.add_argument("--input-size", type=int, default=d.input_size)
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
         input_size=args.input_size, val_fraction=args.val_fraction, folds=args.folds,
+        attention_loss=args.attention_loss,
     )  # fmt: skip
     main = is_main()
     if main:

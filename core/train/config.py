@@ -22,6 +22,7 @@ class TrainConfig:
     schedule: str = "none"  # or "cosine", "step" (x0.1 at 1/2 and 3/4 of the epochs)
     balance: bool = False  # weigh the loss by inverse class frequency
     augment: Augment | None = field(default_factory=Augment)
+    attention_loss: float = 0.0  # > 0: Grad-CAM attention supervised by lesion masks (core.train.attention)
     seed: int = 0
     device: str = "auto"
     input_size: int = 224
@@ -37,6 +38,8 @@ class TrainConfig:
             raise CTLensError(f"fold {self.fold + 1} does not exist in {self.folds}-fold cross-validation")
         if not 0 < self.val_fraction < 1:
             raise CTLensError(f"validation fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.attention_loss < 0:
+            raise CTLensError(f"attention loss weight must not be negative, got {self.attention_loss}")
         if self.lr <= 0:
             raise CTLensError(f"learning rate must be positive, got {self.lr}")
 

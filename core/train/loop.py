@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,20 +25,21 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from core.atomic import atomic_path, atomic_write_text
-from core.datasets import CLASSES, Dataset
+from core.datasets import CLASSES, Dataset, Sample
 from core.errors import Cancelled, CTLensError, DatasetError
+from core.explain.hooks import output_capture
 from core.metrics import classification_metrics
-from core.model.build import build_classifier, conv_layers, initialise
+from core.model.build import build_classifier, conv_layers, initialise, last_conv_layer
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
 from core.model.device import pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
-from core.train import history
+from core.train import attention, history
 from core.train.config import TrainConfig
 from core.train.distributed import SINGLE, Group, join, local_device
 from core.train.splits import split_for
-from core.train.tensors import augment_batch, batches, cache_images
+from core.train.tensors import augment_batch, batches, cache_images, cache_masks
 from core.train.writer import EpochWriter
 
 Progress = Callable[[int, int], None]
@@ -144,6 +145,7 @@ def train(
     parts = {"train": split.train, "val": split.val}
     images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}
     labels = {name: torch.tensor([s.label for s in samples]) for name, samples in parts.items()}
+    masks = _attention_masks(dataset, split.train, prep, group, cancel) if cfg.attention_loss > 0 else None
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.arch, len(CLASSES)).to(device)
     optimizer = _optimizer(model, cfg)
@@ -163,6 +165,7 @@ def train(
         "root": str(dataset.root), "layout": dataset.layout, "split": split.how, "seed": cfg.seed,
         "val_fraction": cfg.val_fraction, "folds": cfg.folds, "fold": cfg.fold, "processes": group.world,
         "train": [len(split.train), int(labels["train"].sum())], "val": [len(split.val), int(labels["val"].sum())],
+        **({} if masks is None else {"attention_supervision": attention.describe(cfg.attention_loss, model)}),
     })  # fmt: skip
     counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()
     weights = (counts.sum() / (len(CLASSES) * counts.clamp(min=1))).to(device) if cfg.balance else None
@@ -173,8 +176,8 @@ def train(
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             lr = _lr(cfg, epoch)
-            train_metrics = _train_epoch(net, optimizer, images["train"], labels["train"], cfg, prep, device, weights,
-                                         epoch, lr, group, main_progress, cancel)  # fmt: skip
+            train_metrics = _train_epoch(net, optimizer, images["train"], labels["train"], masks, cfg, prep, device,
+                                         weights, epoch, lr, group, main_progress, cancel)  # fmt: skip
             val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device, group=group)
             record = history.EpochRecord(epoch + 1, lr, time.perf_counter() - t0, train_metrics,
                                          _metrics(labels["val"].numpy(), val_probs, val_loss))  # fmt: skip
@@ -231,6 +234,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     labels: torch.Tensor,
+    masks: tuple[torch.Tensor, torch.Tensor] | None,
     cfg: TrainConfig,
     prep: Preprocessing,
     device: torch.device,
@@ -252,19 +256,32 @@ def _train_epoch(
     torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * group.rank)  # dropout
     model.train()
     order = batches(len(images), cfg.batch_size, generator)
-    seen, probs, total = [], [], 0.0
+    seen, probs, total, attended = [], [], 0.0, [0.0, 0]
+    layer = None if masks is None else last_conv_layer(model)  # its activations feed the attention loss
     for step, idx in enumerate(order):
         if cancel is not None and cancel():
             raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
         x = images[idx].float() / 255
+        m = None if masks is None else masks[0][idx].float() / 255
         if cfg.augment is not None:
-            x = augment_batch(x, cfg.augment, generator)
+            x, m = augment_batch(x, cfg.augment, generator, m)
         mine = group.shard(np.arange(len(idx)))
         y = labels[idx].to(device)
         scale = (len(idx) if weights is None else weights[y].sum()) / group.world
         if len(mine):
-            logits = model(normalise(x[mine], prep).to(device))
+            logits, activation = _forward(model, normalise(x[mine], prep).to(device), layer)
             loss = F.cross_entropy(logits, y[mine], weight=weights, reduction="sum") / scale
+            total += loss.item() * len(idx) / group.world  # the curves' loss: cross-entropy alone
+            if m is not None and masks is not None and activation is not None:
+                term = attention.attention_losses(
+                    logits,
+                    activation,
+                    m[mine].to(device),
+                    masks[1][idx[mine]].to(device) & (y[mine] == attention.POSITIVE),
+                )
+                loss = loss + cfg.attention_loss * term.losses.sum() / len(idx)
+                attended[0] += term.losses.sum().item()
+                attended[1] += int(term.valid.sum())
             seen.append(idx[mine])
             probs.append(torch.softmax(logits.detach().float(), 1).cpu().numpy())
         else:  # fewer images than processes in the last batch: take part in the gradient sum with zero
@@ -272,10 +289,32 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(idx) / group.world
         if progress is not None:
             progress(epoch * len(order) + step + 1, cfg.epochs * len(order))
-    return _gathered_metrics(labels, seen, probs, total, group)
+    metrics = _gathered_metrics(labels, seen, probs, total, group)
+    if masks is not None:
+        metrics["attention_loss"] = attended[0] / max(attended[1], 1)
+    return metrics
+
+
+def _forward(model: nn.Module, x: torch.Tensor, layer: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits, and ``layer``'s activations (graph kept) when a layer is named."""
+    if layer is None:
+        return model(x), None
+    with output_capture(model, layer) as captured:
+        logits = model(x)
+    return logits, captured.activation
+
+
+def _attention_masks(dataset: Dataset, samples: Sequence[Sample], prep: Preprocessing, group: Group,
+                     cancel: Callable[[], bool] | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The training masks for the attention loss; refused without masks or under torchrun."""
+    if group.world > 1:
+        raise CTLensError("the attention loss is not available for data-parallel (torchrun) training")
+    masks, known = cache_masks(dataset, samples, prep, cancel=cancel)
+    if not any(known[i] and s.label for i, s in enumerate(samples)):
+        raise DatasetError(f"{dataset.root}: the attention loss needs lesion masks, and no positive image has one")
+    return masks, known
 
 
 def _gathered_metrics(labels: torch.Tensor, seen: list[np.ndarray], probs: list[np.ndarray], total: float,

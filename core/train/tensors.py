@@ -53,8 +53,35 @@ def cache_images(
     return out
 
 
-def augment_batch(images: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
-    """Random geometric and intensity changes of a float batch (B, 1, S, S) in [0, 1]."""
+def cache_masks(
+    dataset: Dataset,
+    samples: Sequence[Sample],
+    prep: Preprocessing,
+    *,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lesion masks at the input size as uint8 (N, 1, S, S) coverage (0-255), and which samples
+    have a known mask (bool (N,)): a mask file, or a negative label (no lesion: all zero). A
+    positive sample without a mask is unknown and its map is zero."""
+    size = (prep.input_size, prep.input_size)
+    out = torch.zeros((len(samples), 1, *size), dtype=torch.uint8)
+    known = torch.zeros(len(samples), dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        if cancel is not None and cancel():
+            raise Cancelled("loading masks cancelled")
+        mask = dataset.load_mask(sample)
+        if mask is not None:
+            coverage = resize_maps(torch.from_numpy(mask.astype(np.float32))[None, None], size)[0]
+            out[i] = (coverage * 255).round().clamp(0, 255).to(torch.uint8)
+        known[i] = mask is not None or sample.label == 0
+    return out, known
+
+
+def augment_batch(
+    images: torch.Tensor, aug: Augment, generator: torch.Generator, masks: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random geometric and intensity changes of a float batch (B, 1, S, S) in [0, 1]; ``masks``
+    (B, 1, S, S) follow the same geometry (no intensity change)."""
     b = images.shape[0]
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -74,7 +101,8 @@ def augment_batch(images: torch.Tensor, aug: Augment, generator: torch.Generator
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     contrast = uniform(1 - aug.intensity, 1 + aug.intensity).view(b, 1, 1, 1)
     brightness = uniform(-aug.intensity / 2, aug.intensity / 2).view(b, 1, 1, 1)
-    return ((out - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
+    warped = None if masks is None else F.grid_sample(masks, grid, mode="bilinear", align_corners=False)
+    return ((out - 0.5) * contrast + 0.5 + brightness).clamp(0, 1), warped
 
 
 def batches(n: int, size: int, generator: torch.Generator | None) -> list[np.ndarray]:

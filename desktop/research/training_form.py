@@ -85,6 +85,15 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.balance = QtWidgets.QCheckBox("on")
         self.balance.setToolTip("weigh the loss by inverse class frequency")
         self.balance.setChecked(PAPER.balance)
+        self.attention_loss = QtWidgets.QDoubleSpinBox()
+        self.attention_loss.setRange(0.0, 10.0)
+        self.attention_loss.setSingleStep(0.1)
+        self.attention_loss.setValue(PAPER.attention_loss)
+        self.attention_loss.setSpecialValueText("off")
+        self.attention_loss.setToolTip(
+            "weight of a loss that teaches Grad-CAM the lesion masks (GAIN-style; datasets with masks only);"
+            " off: labels alone, as in the paper"
+        )
         self.seed = self._spin(0, 2**31 - 1, PAPER.seed)
         self.folds = self._spin(1, 20, PAPER.folds)
         self.folds.setToolTip("1: one train/validation split; k > 1: k-fold cross-validation (one run per fold)")
@@ -93,7 +102,8 @@ class TrainingForm(QtWidgets.QGroupBox):
         rows = (("Epochs", self.epochs), ("Learning rate", self.lr), ("Batch size", self.batch_size),
                 ("Momentum", self.momentum), ("Optimizer", self.optimizer), ("LR schedule", self.schedule),
                 ("Initialisation", self.init), ("Input size", self.input_size), ("Augmentation", self.augment),
-                ("Balance classes", self.balance), ("Seed", self.seed), ("Folds", self.folds))  # fmt: skip
+                ("Balance classes", self.balance), ("Attention loss", self.attention_loss), ("Seed", self.seed),
+                ("Folds", self.folds))  # fmt: skip
         for label, widget in rows:
             form.addRow(label, widget)
         self.optimizer.currentTextChanged.connect(self._on_optimizer_changed)
@@ -122,6 +132,7 @@ class TrainingForm(QtWidgets.QGroupBox):
             schedule=self.schedule.currentText(), init=str(self.init.currentData()),
             input_size=self.input_size.value(), augment=Augment() if self.augment.isChecked() else None,
             balance=self.balance.isChecked(), seed=self.seed.value(), folds=self.folds.value(), device=device,
+            attention_loss=self.attention_loss.value(),
         )  # fmt: skip
 
     def set_init(self, init: str) -> None:

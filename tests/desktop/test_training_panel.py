@@ -193,7 +193,9 @@ def test_start_refuses_a_folder_with_a_run_or_inside_the_dataset(panel, tmp_path
 
 def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert panel.form.config() == TrainConfig()
-    assert panel.form.lr.text() == "0.0001"
+    assert panel.form.lr.text() == "0.0001" and panel.form.attention_loss.text() == "off"
+    panel.form.attention_loss.setValue(0.5)
+    assert panel.form.config().attention_loss == pytest.approx(0.5)
     box = ScientificSpinBox()
     box.setValue(1e-4)
     seen = []

@@ -291,6 +291,20 @@ def test_model_card_summary_names_the_model(make_window, tiny_model, qtbot):
     qtbot.waitUntil(lambda: window.model is not None, timeout=30_000)
     text = model_summary(window.model)
     assert tiny_model.name in text and "alexnet" in text and "input 96²" in text and "acc 0.500" in text
+    assert "supervised" not in text
+
+
+def test_model_card_summary_says_a_model_was_told_where_lesions_are(tiny_model):
+    from dataclasses import replace
+
+    from core.model.checkpoint import read_card
+    from desktop.engine import LoadedModel
+    from desktop.main_window import model_summary
+
+    card = read_card(tiny_model)
+    told = "Grad-CAM attention supervised by lesion masks on features.10 (weight 1)"
+    text = model_summary(LoadedModel(tiny_model, replace(card, training_data={"attention_supervision": told}), "cpu"))
+    assert f"with {told}<br>" in text
 
 
 def test_lesion_editor_strokes_undo_redo():
