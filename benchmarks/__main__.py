@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmarks import dicom_load, embed, gradcam, study, train_overhead, viewer
+from benchmarks import demo, dicom_load, embed, gradcam, study, train_overhead, viewer
 from benchmarks.report import table, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = (dicom_load.run, gradcam.run, study.run, train_overhead.run, viewer.run, embed.run)
+SUITES = (dicom_load.run, gradcam.run, study.run, train_overhead.run, viewer.run, embed.run, demo.run)
 
 
 def main(argv: list[str] | None = None) -> int:
