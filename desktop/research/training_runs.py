@@ -53,8 +53,9 @@ class RunFolder:
         init = Path(cfg.init).name if cfg.init not in ("scratch", "imagenet", "imagenet-if-available") else cfg.init
         folds = f", {cfg.folds}-fold CV" if cfg.folds > 1 else ""
         augment = "" if cfg.augment is not None else ", no augmentation"
+        attention = f", attention loss {cfg.attention_loss:g}" if cfg.attention_loss > 0 else ""
         return (f"{cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), batch {cfg.batch_size}, "
-                f"{cfg.input_size} px, init {init}{augment}{folds}")  # fmt: skip
+                f"{cfg.input_size} px, init {init}{augment}{attention}{folds}")  # fmt: skip
 
 
 def _config(path: Path) -> TrainConfig | None:

@@ -205,3 +205,12 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert seen == pytest.approx([2e-4, 5e-4, 1e-3])
     box.stepBy(-4)
     assert box.value() == pytest.approx(5e-5)
+
+
+def test_run_summary_names_an_attention_loss(tmp_path):
+    from desktop.research.training_runs import RunFolder
+
+    plain = RunFolder(tmp_path, 1, TrainConfig(epochs=3, augment=None))
+    told = RunFolder(tmp_path, 1, replace(TrainConfig(epochs=3), attention_loss=0.5))
+    assert "attention" not in plain.summary() and "no augmentation" in plain.summary()
+    assert told.summary().endswith("init imagenet-if-available, attention loss 0.5")
