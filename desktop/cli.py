@@ -35,7 +35,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def view(args: argparse.Namespace) -> int:
-    from desktop.app import application
+    from desktop.app import application, gui_thread_gc
     from desktop.engine import Engine
     from desktop.main_window import MainWindow
 
@@ -48,23 +48,24 @@ def view(args: argparse.Namespace) -> int:
 
         path = str(ensure_demo_study(progress=ProgressBar("preparing demo study")))
     app = application()
-    window = MainWindow(Engine(args.device), model_path=args.model)
-    if args.overlay == "off":
-        window.heatmap_panel.visible_box.setChecked(False)
-    if args.threshold is not None:
-        window.heatmap_panel.threshold.setValue(round(args.threshold * 100))
-    if args.slice is not None:
-        window.study_loaded.connect(lambda _: window.view.set_index(args.slice))
-    if path is not None:
-        window.open_path(path)
-    if args.panel is not None:
-        window.show_workspace(args.panel, data=args.data, model=args.model, runs=args.runs)
-        if args.screenshot is not None:
-            return _screenshot_panel(window, args.screenshot)
-    elif args.screenshot is not None:
-        return _screenshot(window, args.screenshot)
-    window.show()
-    return app.exec()
+    with gui_thread_gc():
+        window = MainWindow(Engine(args.device), model_path=args.model)
+        if args.overlay == "off":
+            window.heatmap_panel.visible_box.setChecked(False)
+        if args.threshold is not None:
+            window.heatmap_panel.threshold.setValue(round(args.threshold * 100))
+        if args.slice is not None:
+            window.study_loaded.connect(lambda _: window.view.set_index(args.slice))
+        if path is not None:
+            window.open_path(path)
+        if args.panel is not None:
+            window.show_workspace(args.panel, data=args.data, model=args.model, runs=args.runs)
+            if args.screenshot is not None:
+                return _screenshot_panel(window, args.screenshot)
+        elif args.screenshot is not None:
+            return _screenshot(window, args.screenshot)
+        window.show()
+        return app.exec()
 
 
 def _screenshot(window: MainWindow, out: Path) -> int:
