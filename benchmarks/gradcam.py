@@ -1,4 +1,5 @@
-"""Grad-CAM on AlexNet (random init, 224x224) against pytorch-grad-cam and a plain forward pass."""
+"""Grad-CAM on AlexNet (random init, 224x224) against pytorch-grad-cam and a plain forward pass,
+all three on the same input, laid out as :func:`core.preprocess.prepare_batch` makes model inputs."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def run(workdir: Path) -> list[Result]:
     results = []
     with ReferenceGradCAM(model=model, target_layers=[model.features[10]]) as reference:
         for batch, repeats in ((32, 7), (1, 40)):
-            x = torch.randn(batch, 3, 224, 224)
+            x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)  # as prepare_batch
             targets = [ClassifierOutputTarget(1)] * batch
 
             def forward(x: torch.Tensor = x) -> None:

@@ -67,14 +67,16 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def prepare_batch(slices: Sequence[np.ndarray], units: Sequence[str] | str, prep: Preprocessing) -> torch.Tensor:
-    """Model input (B, channels, S, S) float32 for 2-D slices of any sizes."""
+    """Model input (B, channels, S, S) float32 for 2-D slices of any sizes, in channels-last memory
+    layout: PyTorch's CPU max-pool is ~10x faster on it (AlexNet's three pools took a third of a
+    batch's Grad-CAM in the default layout); values and shapes are the same either way."""
     unit_list = [units] * len(slices) if isinstance(units, str) else list(units)
     size = (prep.input_size, prep.input_size)
     out = torch.empty((len(slices), 1, *size), dtype=torch.float32)
     for i, (pixels, unit) in enumerate(zip(slices, unit_list, strict=True)):
         values = torch.from_numpy(display_values(np.asarray(pixels), unit, prep.window))
         out[i] = resize_maps(values[None, None], size)[0]
-    return normalise(out, prep)
+    return normalise(out, prep).contiguous(memory_format=torch.channels_last)
 
 
 def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:

@@ -63,10 +63,6 @@ class BaseCAM:
 
     def __call__(self, inputs: torch.Tensor, targets: Target | Sequence[Target] | None = None) -> CamResult:
         """Explain a batch (B, C, H, W) already on the model's device."""
-        if inputs.device.type == "cpu" and inputs.dim() == 4:
-            # channels-last: PyTorch's CPU max-pool is ~10x faster on it (AlexNet's three pools cost
-            # a third of a batch's Grad-CAM in the default layout); results agree to float rounding
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with gradient_source(self.model, self.layer) as captured:
             logits = self.model(inputs)
             scores = per_sample_scores(logits, targets)

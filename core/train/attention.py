@@ -35,15 +35,15 @@ class AttentionTerm:
 
 
 def attention_losses(logits: torch.Tensor, activation: torch.Tensor, masks: torch.Tensor,
-                     known: torch.Tensor) -> AttentionTerm:  # fmt: skip
+                     scored: torch.Tensor) -> AttentionTerm:  # fmt: skip
     """Attention loss of each sample of a batch: ``logits`` (B, K) and the last conv layer's
     ``activation`` (B, C, h, w) from one forward pass (graph kept), ``masks`` (B, 1, S, S)
-    coverage in [0, 1] and ``known`` (B,) whether a sample's mask is known."""
+    coverage in [0, 1] and ``scored`` (B,) which samples to score (positives with a mask)."""
     h, w = activation.shape[-2:]
     coverage = F.adaptive_avg_pool2d(masks, (h, w))[:, 0]
     peak = coverage.flatten(1).amax(1).view(-1, 1, 1)
     target = ((coverage >= torch.clamp(peak / 2, max=MIN_COVERAGE)) & (coverage > 0)).float()
-    valid = known & (target.flatten(1).sum(1) > 0)
+    valid = scored & (target.flatten(1).sum(1) > 0)
     losses = torch.zeros(len(logits), device=logits.device)
     if not valid.any():
         return AttentionTerm(losses, valid)

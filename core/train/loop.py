@@ -272,13 +272,10 @@ def _train_epoch(
             logits, activation = _forward(model, normalise(x[mine], prep).to(device), layer)
             loss = F.cross_entropy(logits, y[mine], weight=weights, reduction="sum") / scale
             total += loss.item() * len(idx) / group.world  # the curves' loss: cross-entropy alone
-            if m is not None and masks is not None and activation is not None:
-                term = attention.attention_losses(
-                    logits,
-                    activation,
-                    m[mine].to(device),
-                    masks[1][idx[mine]].to(device) & (y[mine] == attention.POSITIVE),
-                )
+            if masks is not None:
+                assert m is not None and activation is not None
+                scored = masks[1][idx[mine]].to(device) & (y[mine] == attention.POSITIVE)  # positives with a mask
+                term = attention.attention_losses(logits, activation, m[mine].to(device), scored)
                 loss = loss + cfg.attention_loss * term.losses.sum() / len(idx)
                 attended[0] += term.losses.sum().item()
                 attended[1] += int(term.valid.sum())
@@ -311,10 +308,10 @@ def _attention_masks(dataset: Dataset, samples: Sequence[Sample], prep: Preproce
     """The training masks for the attention loss; refused without masks or under torchrun."""
     if group.world > 1:
         raise CTLensError("the attention loss is not available for data-parallel (torchrun) training")
-    masks, known = cache_masks(dataset, samples, prep, cancel=cancel)
-    if not any(known[i] and s.label for i, s in enumerate(samples)):
+    masks, has_mask = cache_masks(dataset, samples, prep, cancel=cancel)
+    if not any(has_mask[i] and s.label for i, s in enumerate(samples)):
         raise DatasetError(f"{dataset.root}: the attention loss needs lesion masks, and no positive image has one")
-    return masks, known
+    return masks, has_mask
 
 
 def _gathered_metrics(labels: torch.Tensor, seen: list[np.ndarray], probs: list[np.ndarray], total: float,

@@ -61,11 +61,10 @@ def cache_masks(
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lesion masks at the input size as uint8 (N, 1, S, S) coverage (0-255), and which samples
-    have a known mask (bool (N,)): a mask file, or a negative label (no lesion: all zero). A
-    positive sample without a mask is unknown and its map is zero."""
+    have a mask at all (bool (N,)); a sample without one gets an all-zero map."""
     size = (prep.input_size, prep.input_size)
     out = torch.zeros((len(samples), 1, *size), dtype=torch.uint8)
-    known = torch.zeros(len(samples), dtype=torch.bool)
+    has_mask = torch.zeros(len(samples), dtype=torch.bool)
     for i, sample in enumerate(samples):
         if cancel is not None and cancel():
             raise Cancelled("loading masks cancelled")
@@ -73,8 +72,8 @@ def cache_masks(
         if mask is not None:
             coverage = resize_maps(torch.from_numpy(mask.astype(np.float32))[None, None], size)[0]
             out[i] = (coverage * 255).round().clamp(0, 255).to(torch.uint8)
-        known[i] = mask is not None or sample.label == 0
-    return out, known
+        has_mask[i] = mask is not None
+    return out, has_mask
 
 
 def augment_batch(

@@ -40,23 +40,24 @@ def test_masks_follow_the_images_geometry():
     assert none is None and torch.equal(alone, images)  # masks do not change the image's random draw
 
 
-def test_cached_masks_mark_which_are_known(dataset):
+def test_cached_masks_say_which_samples_have_one(dataset):
     samples = dataset.samples
-    masks, known = cache_masks(dataset, samples, Preprocessing(input_size=32))
+    masks, has_mask = cache_masks(dataset, samples, Preprocessing(input_size=32))
     assert masks.shape == (len(samples), 1, 32, 32) and masks.dtype == torch.uint8
+    assert not has_mask.all() and has_mask.any()  # the healthy patients have no annotation
     for i, s in enumerate(samples):
         mask = dataset.load_mask(s)
-        assert bool(known[i]) == (mask is not None or s.label == 0)
+        assert bool(has_mask[i]) == (mask is not None)
         if mask is None or not mask.any():
             assert int(masks[i].max()) == 0
     assert any(int(m.max()) > 0 for m in masks)
 
 
-def _loss_for(activation_values: torch.Tensor, mask: torch.Tensor, known: bool = True) -> tuple[float, bool]:
+def _loss_for(activation_values: torch.Tensor, mask: torch.Tensor, scored: bool = True) -> tuple[float, bool]:
     """A one-channel 'network' whose COVID logit is the sum of its activation: Grad-CAM = the activation."""
     activation = activation_values.clone().requires_grad_(True)
     logits = torch.stack([torch.zeros(1), activation.sum().view(1)], 1)
-    term = attention_losses(logits, activation, mask, torch.tensor([known]))
+    term = attention_losses(logits, activation, mask, torch.tensor([scored]))
     return float(term.losses[0].detach()), bool(term.valid[0])
 
 
@@ -72,7 +73,7 @@ def test_loss_is_low_when_grad_cam_covers_the_lesion_and_high_when_it_looks_else
     assert valid and good == pytest.approx(0.0, abs=1e-4) and bad == pytest.approx(1 + 4 / 12, abs=1e-4)
     negative, _ = _loss_for(on_lesion - 2.0, mask)  # same shape, all below zero: Grad-CAM's ReLU would erase it
     assert negative > good + 0.9
-    assert _loss_for(on_lesion, mask, known=False) == (0.0, False)
+    assert _loss_for(on_lesion, mask, scored=False) == (0.0, False)
     assert _loss_for(on_lesion, torch.zeros(1, 1, 16, 16)) == (0.0, False)  # no lesion on the grid
 
 
@@ -90,6 +91,15 @@ def test_supervised_run_saves_a_plain_classifier_and_says_so(dataset, tmp_path):
     supervised, _ = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert "attention_supervision" not in plain_card.training_data
     assert not torch.equal(plain_model.features[10].weight, supervised.features[10].weight)
+
+
+def test_training_with_the_loss_moves_grad_cam_onto_the_lesions(dataset, tmp_path):
+    longer = replace(SUPERVISED, epochs=4)
+    taught = train(dataset, tmp_path / "taught", longer)
+    untaught = train(dataset, tmp_path / "untaught", replace(longer, attention_loss=1e-9))  # measured, not applied
+    last = {name: read_history(r.run_dir / "history.jsonl")[-1].train["attention_loss"]
+            for name, r in (("taught", taught), ("untaught", untaught))}  # fmt: skip
+    assert last["taught"] < last["untaught"] - 0.15  # 0.80 vs 1.08 on this tiny set
 
 
 def test_supervised_run_resumes_as_if_uninterrupted(dataset, tmp_path):
