@@ -68,6 +68,7 @@ def stamp_tubes(
         near &= tubes.generation <= max_generation
     drawn = np.zeros(img.shape, dtype=bool)
     rows, cols = img.shape
+    row_index, col_index = np.arange(rows)[:, None], np.arange(cols)[None, :]
     for (cx, cy, _), r in zip(tubes.centres[near], tubes.radii[near], strict=True):
         c, rr = (cx - x0) / px, (cy - y0) / px
         rp = max(r / px, 0.6)
@@ -75,7 +76,7 @@ def stamp_tubes(
         c0, c1 = max(int(c - rp), 0), min(int(c + rp) + 2, cols)
         if r0 >= r1 or c0 >= c1:
             continue
-        yy, xx = np.ogrid[r0:r1, c0:c1]
+        yy, xx = row_index[r0:r1], col_index[:, c0:c1]
         drawn[r0:r1, c0:c1] |= (yy - rr) ** 2 + (xx - c) ** 2 <= rp**2
     drawn &= within
     img[drawn] = value
