@@ -2,8 +2,10 @@
 0.7) on held-out synthetic patients it never saw, and its training time on this machine.
 
 Uses the cached demo model when there is one (``$CTLENS_CACHE``), else trains it first and
-times that. The held-out sets are the research workspace's demo dataset and a second one with
-another seed, both made like the training patients.
+times that. The held-out patients are the research workspace's demo dataset (6) and 18 more with
+another seed, all made like the training patients: 480 slices, so that the accuracy's 95%
+interval is about +-0.03 (+-0.04 with 12 patients, across which one model read 0.89 on one set
+and 0.93 on another).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import numpy as np
 from benchmarks.report import Result
 from core.datasets import open_dataset
 from core.demo import DEMO_DATASET_SPEC, demo_model_path, ensure_demo_dataset, ensure_demo_model
-from core.metrics import classification_metrics
+from core.metrics import all_metrics, bootstrap_ci
 from core.model.checkpoint import load_checkpoint
 from core.overlap import DEFAULT_THRESHOLD, score_slice, summarise
 from core.research.gallery import explain_images
 from core.synth.study import synthesize
 
-SECOND_HELD_OUT = replace(DEMO_DATASET_SPEC, seed=777)
+SECOND_HELD_OUT = replace(DEMO_DATASET_SPEC, patients=18, seed=777)
 TRAINING_BUDGET_S = 180.0  # "about three minutes on two CPU cores"
 
 
@@ -42,12 +44,12 @@ def run(workdir: Path) -> list[Result]:
             probs.append(e.p_lesion)
             if e.mask is not None:
                 scores.append(score_slice(e.heatmap, e.mask, DEFAULT_THRESHOLD))
-    y = np.array(labels)
-    rates = classification_metrics(y, (np.array(probs) > 0.5).astype(np.int64))
+    y, p = np.array(labels), np.array(probs)
+    rates, ci = all_metrics(y, p), bootstrap_ci(y, p)["acc"]
     overlap = summarise(scores)
     assert overlap.consistent_degree is not None
-    detail = (f"{len(y)} held-out slices ({int(y.sum())} positive): sensitivity {rates['sensitivity']:.3f}, "
-              f"specificity {rates['specificity']:.3f}")  # fmt: skip
+    detail = (f"{len(y)} held-out slices ({int(y.sum())} positive): 95% CI [{ci[0]:.3f}, {ci[1]:.3f}], "
+              f"sensitivity {rates['sensitivity']:.3f}, specificity {rates['specificity']:.3f}")  # fmt: skip
     results = [
         Result("demo_heldout_acc", rates["acc"], "", rates["acc"], ">= 0.9", detail),
         Result("demo_heldout_consistent_degree", overlap.consistent_degree, "", overlap.consistent_degree, ">= 0.6",
@@ -61,8 +63,8 @@ def run(workdir: Path) -> list[Result]:
 
 
 def _second_held_out(workdir: Path) -> Path:
-    """Six more held-out patients, made like the demo dataset with another seed."""
-    root = workdir / f"demo-heldout-{SECOND_HELD_OUT.seed}"
+    """Eighteen more held-out patients, made like the demo dataset with another seed."""
+    root = workdir / f"demo-heldout-{SECOND_HELD_OUT.seed}-{SECOND_HELD_OUT.patients}"
     if not (root / "labels.csv").is_file():
         synthesize(root, SECOND_HELD_OUT)
     return root
