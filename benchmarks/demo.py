@@ -4,8 +4,8 @@
 Uses the cached demo model when there is one (``$CTLENS_CACHE``), else trains it first and
 times that. The held-out patients are the research workspace's demo dataset (6) and 18 more with
 another seed, all made like the training patients: 480 slices, so that the accuracy's 95%
-interval is about +-0.03 (+-0.04 with 12 patients, across which one model read 0.89 on one set
-and 0.93 on another).
+interval is about +-0.03 (+-0.04 with 12 patients: one model read 0.89 on 12 patients and 0.93
+on 12 others).
 """
 
 from __future__ import annotations
