@@ -42,6 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="W",
         help="teach Grad-CAM the lesion masks, weight W (GAIN-style; datasets with masks; default 0: labels only)",
     )
+    p.add_argument(
+        "--freeze-epochs",
+        type=int,
+        default=d.freeze_epochs,
+        metavar="N",
+        help="train only the head for the first N epochs, the features frozen (after --init from a backbone)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
     p.add_argument("--input-size", type=int, default=d.input_size)
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
         input_size=args.input_size, val_fraction=args.val_fraction, folds=args.folds,
-        attention_loss=args.attention_loss,
+        attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs,
     )  # fmt: skip
     main = is_main()
     if main:

@@ -55,6 +55,17 @@ def last_conv_layer(model: nn.Module) -> str:
     return conv_layers(model)[-1]
 
 
+def trunk_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The feature extractor's parameters, as ``ctlens pretrain`` trains them: ``features`` where
+    the network has one (AlexNet, VGG, DenseNet), else all but the last linear layer's."""
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Module):
+        return list(features.parameters())
+    _, head = _last_linear(model)
+    skip = {id(p) for p in head.parameters()}
+    return [p for p in model.parameters() if id(p) not in skip]
+
+
 def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
     """A randomly initialised torchvision ``arch`` with a ``num_classes``-way last layer."""
     try:

@@ -23,6 +23,7 @@ class TrainConfig:
     balance: bool = False  # weigh the loss by inverse class frequency
     augment: Augment | None = field(default_factory=Augment)
     attention_loss: float = 0.0  # > 0: Grad-CAM attention supervised by lesion masks (core.train.attention)
+    freeze_epochs: int = 0  # the first N epochs train the head only, the feature extractor frozen (LP-FT)
     seed: int = 0
     device: str = "auto"
     input_size: int = 224
@@ -40,6 +41,10 @@ class TrainConfig:
             raise CTLensError(f"validation fraction must lie in (0, 1), got {self.val_fraction}")
         if self.attention_loss < 0:
             raise CTLensError(f"attention loss weight must not be negative, got {self.attention_loss}")
+        if self.freeze_epochs < 0:
+            raise CTLensError(f"frozen epochs must not be negative, got {self.freeze_epochs}")
+        if self.freeze_epochs and self.attention_loss > 0:
+            raise CTLensError("the attention loss needs gradients through the features: use it without frozen epochs")
         if self.lr <= 0:
             raise CTLensError(f"learning rate must be positive, got {self.lr}")
 

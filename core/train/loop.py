@@ -5,7 +5,9 @@ record to ``on_epoch`` (the GUI draws live curves from it); ``RUN/last.safetenso
 optimiser state) and ``RUN/best.safetensors`` are written atomically. A cancelled run keeps
 what finished epochs wrote, and ``resume=True`` continues it with the same result as an
 uninterrupted run on CPU. Under ``torchrun`` the same call trains data-parallel (see
-:mod:`core.train.distributed`); rank 0 alone writes the run folder.
+:mod:`core.train.distributed`); rank 0 alone writes the run folder. ``freeze_epochs`` trains
+only the head at first, the feature extractor frozen (for a pretrained backbone, so that a random
+head's first gradients do not wash out its features).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from core.datasets import CLASSES, Dataset, Sample
 from core.errors import Cancelled, CTLensError, DatasetError
 from core.explain.hooks import output_capture
 from core.metrics import classification_metrics
-from core.model.build import build_classifier, conv_layers, initialise, last_conv_layer
+from core.model.build import build_classifier, conv_layers, initialise, last_conv_layer, trunk_parameters
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
 from core.model.device import pick_device
@@ -141,6 +143,8 @@ def train(
         raise DatasetError(f"{dataset.root}: need both training and validation images ({split.how})")
     device = local_device(pick_device(cfg.device))
     group = join(device)
+    if cfg.freeze_epochs and group.world > 1:
+        raise CTLensError("frozen epochs are not available for data-parallel (torchrun) training")
     prep = Preprocessing(input_size=cfg.input_size)
     parts = {"train": split.train, "val": split.val}
     images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}
@@ -170,12 +174,15 @@ def train(
     counts = torch.bincount(labels["train"], minlength=len(CLASSES)).float()
     weights = (counts.sum() / (len(CLASSES) * counts.clamp(min=1))).to(device) if cfg.balance else None
     net = DistributedDataParallel(model) if group.world > 1 else model  # broadcasts rank 0's weights
+    trunk = trunk_parameters(model) if cfg.freeze_epochs else []
     writer = EpochWriter(run) if group.main else None
     main_progress = progress if group.main else None
     try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             lr = _lr(cfg, epoch)
+            for p in trunk:  # linear probing, then fine-tuning (Kumar et al. 2022): the head first
+                p.requires_grad_(epoch >= cfg.freeze_epochs)
             train_metrics = _train_epoch(net, optimizer, images["train"], labels["train"], masks, cfg, prep, device,
                                          weights, epoch, lr, group, main_progress, cancel)  # fmt: skip
             val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device, group=group)

@@ -25,10 +25,12 @@ def _snapshot(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Per-parameter optimiser buffers as ``"<param index>.<name>"`` tensors."""
+    """Per-parameter optimiser buffers as ``"<param index>.<name>"`` tensors (parameters without
+    state, such as frozen ones, are skipped and keep their index)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     out = {}
-    for i, state in enumerate(optimizer.state.values()):
-        for key, value in state.items():
+    for i, param in enumerate(params):
+        for key, value in optimizer.state.get(param, {}).items():
             if isinstance(value, torch.Tensor):
                 out[f"{i}.{key}"] = value
     return out

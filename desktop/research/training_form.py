@@ -94,6 +94,12 @@ class TrainingForm(QtWidgets.QGroupBox):
             "weight of a loss that teaches Grad-CAM the lesion masks (GAIN-style; datasets with masks only);"
             " off: labels alone, as in the paper"
         )
+        self.freeze_epochs = self._spin(0, 10_000, PAPER.freeze_epochs)
+        self.freeze_epochs.setSpecialValueText("off")
+        self.freeze_epochs.setToolTip(
+            "train only the head for this many epochs, the feature extractor frozen, then everything"
+            " (useful after a pretrained backbone)"
+        )
         self.seed = self._spin(0, 2**31 - 1, PAPER.seed)
         self.folds = self._spin(1, 20, PAPER.folds)
         self.folds.setToolTip("1: one train/validation split; k > 1: k-fold cross-validation (one run per fold)")
@@ -102,8 +108,8 @@ class TrainingForm(QtWidgets.QGroupBox):
         rows = (("Epochs", self.epochs), ("Learning rate", self.lr), ("Batch size", self.batch_size),
                 ("Momentum", self.momentum), ("Optimizer", self.optimizer), ("LR schedule", self.schedule),
                 ("Initialisation", self.init), ("Input size", self.input_size), ("Augmentation", self.augment),
-                ("Balance classes", self.balance), ("Attention loss", self.attention_loss), ("Seed", self.seed),
-                ("Folds", self.folds))  # fmt: skip
+                ("Balance classes", self.balance), ("Attention loss", self.attention_loss),
+                ("Head-only epochs", self.freeze_epochs), ("Seed", self.seed), ("Folds", self.folds))  # fmt: skip
         for label, widget in rows:
             form.addRow(label, widget)
         self.optimizer.currentTextChanged.connect(self._on_optimizer_changed)
@@ -132,7 +138,7 @@ class TrainingForm(QtWidgets.QGroupBox):
             schedule=self.schedule.currentText(), init=str(self.init.currentData()),
             input_size=self.input_size.value(), augment=Augment() if self.augment.isChecked() else None,
             balance=self.balance.isChecked(), seed=self.seed.value(), folds=self.folds.value(), device=device,
-            attention_loss=self.attention_loss.value(),
+            attention_loss=self.attention_loss.value(), freeze_epochs=self.freeze_epochs.value(),
         )  # fmt: skip
 
     def set_init(self, init: str) -> None:

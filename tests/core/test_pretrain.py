@@ -116,6 +116,16 @@ def test_train_init_loads_the_backbone_and_names_it(full_run, train_root, tmp_pa
     assert card.kind == "classifier" and str(full_run.backbone.resolve()) in card.init
 
 
+def test_cli_head_only_epochs_keep_the_backbone_as_pretrained(full_run, train_root, tmp_path):
+    args = ["train", str(train_root), "--out", str(tmp_path / "lp"), "--init", str(full_run.run_dir), "--epochs", "1",
+            "--freeze-epochs", "1", "--batch-size", "8", "--input-size", "64", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    model, _ = load_checkpoint(tmp_path / "lp" / "last.safetensors")
+    backbone = load_file(str(full_run.backbone))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in backbone.items())
+    assert json.loads((tmp_path / "lp" / "config.json").read_text())["freeze_epochs"] == 1
+
+
 def test_corrupt_or_mismatching_init_files_are_clear_errors(full_run, tmp_path):
     model = build_classifier("alexnet", 2)
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)

@@ -91,3 +91,48 @@ def test_best_epoch_is_chosen_by_balanced_accuracy():
     assert best_epoch([all_negative, useful]) is useful
     tie = rec(3, 0.80, 0.75, 0.81, 0.45)
     assert best_epoch([all_negative, useful, tie]) is tie
+
+
+def _cut_after_first_epoch(dataset, run, cfg):
+    finished: list[int] = []
+    with pytest.raises(Cancelled):
+        train(dataset, run, cfg, cancel=lambda: bool(finished), on_epoch=lambda r: finished.append(r.epoch))
+    weights, _ = load_checkpoint(run / "last.safetensors")
+    return weights.state_dict()
+
+
+def test_frozen_epochs_train_the_head_only_then_everything(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    frozen = TrainConfig(**{**TINY.to_dict(), "augment": TINY.augment, "freeze_epochs": 1})
+    after_one = _cut_after_first_epoch(dataset, tmp_path / "frozen", frozen)
+    initial = load_file(str(tmp_path / "frozen" / "initial_filters.safetensors"))
+    features = [k for k in after_one if k.startswith("features.")]
+    assert torch.equal(after_one["features.0.weight"], initial["weight"])
+    plain = _cut_after_first_epoch(dataset, tmp_path / "plain", TINY)  # same seed, nothing frozen
+    assert not torch.equal(plain["features.0.weight"], initial["weight"])
+    assert not torch.equal(after_one["classifier.6.weight"], plain["classifier.6.weight"])
+    train(dataset, tmp_path / "frozen", frozen, resume=True)
+    after_two, _ = load_checkpoint(tmp_path / "frozen" / "last.safetensors")
+    assert all(not torch.equal(after_two.state_dict()[k], after_one[k]) for k in features if k.endswith("weight"))
+    whole = train(dataset, tmp_path / "whole", frozen)  # resuming across the unfreezing changes nothing
+    h_whole, h_cut = read_history(whole.run_dir / "history.jsonl"), read_history(tmp_path / "frozen" / "history.jsonl")
+    assert [r.train["loss"] for r in h_cut] == pytest.approx([r.train["loss"] for r in h_whole], rel=1e-5)
+
+
+def test_trunk_is_features_or_all_but_the_last_layer():
+    from core.model.build import build_classifier, trunk_parameters
+
+    alexnet = build_classifier("alexnet", 2)
+    assert {id(p) for p in trunk_parameters(alexnet)} == {id(p) for p in alexnet.features.parameters()}
+    resnet = build_classifier("resnet18", 2)
+    trunk = {id(p) for p in trunk_parameters(resnet)}
+    assert trunk.isdisjoint({id(p) for p in resnet.fc.parameters()})
+    assert len(trunk) == len(list(resnet.parameters())) - 2
+
+
+def test_frozen_epochs_refuse_the_attention_loss_and_negative_counts():
+    with pytest.raises(CTLensError, match="without frozen epochs"):
+        TrainConfig(freeze_epochs=2, attention_loss=1.0)
+    with pytest.raises(CTLensError, match="must not be negative"):
+        TrainConfig(freeze_epochs=-1)

@@ -196,6 +196,10 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert panel.form.lr.text() == "0.0001" and panel.form.attention_loss.text() == "off"
     panel.form.attention_loss.setValue(0.5)
     assert panel.form.config().attention_loss == pytest.approx(0.5)
+    assert panel.form.freeze_epochs.text() == "off"
+    panel.form.freeze_epochs.setValue(3)
+    panel.form.attention_loss.setValue(0.0)
+    assert panel.form.config().freeze_epochs == 3
     box = ScientificSpinBox()
     box.setValue(1e-4)
     seen = []
@@ -207,10 +211,12 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert box.value() == pytest.approx(5e-5)
 
 
-def test_run_summary_names_an_attention_loss(tmp_path):
+def test_run_summary_names_an_attention_loss_and_head_only_epochs(tmp_path):
     from desktop.research.training_runs import RunFolder
 
     plain = RunFolder(tmp_path, 1, TrainConfig(epochs=3, augment=None))
     told = RunFolder(tmp_path, 1, replace(TrainConfig(epochs=3), attention_loss=0.5))
     assert "attention" not in plain.summary() and "no augmentation" in plain.summary()
     assert told.summary().endswith("init imagenet-if-available, attention loss 0.5")
+    frozen = RunFolder(tmp_path, 1, replace(TrainConfig(epochs=3), freeze_epochs=2))
+    assert frozen.summary().endswith("init imagenet-if-available, head only for 2 epochs")
