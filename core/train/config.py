@@ -42,9 +42,9 @@ class TrainConfig:
         if self.attention_loss < 0:
             raise CTLensError(f"attention loss weight must not be negative, got {self.attention_loss}")
         if self.freeze_epochs < 0:
-            raise CTLensError(f"frozen epochs must not be negative, got {self.freeze_epochs}")
+            raise CTLensError(f"head-only epochs (features frozen) must not be negative, got {self.freeze_epochs}")
         if self.freeze_epochs and self.attention_loss > 0:
-            raise CTLensError("the attention loss needs gradients through the features: use it without frozen epochs")
+            raise CTLensError("the attention loss needs gradients through the features: no head-only epochs with it")
         if self.lr <= 0:
             raise CTLensError(f"learning rate must be positive, got {self.lr}")
 

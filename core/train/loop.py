@@ -144,7 +144,7 @@ def train(
     device = local_device(pick_device(cfg.device))
     group = join(device)
     if cfg.freeze_epochs and group.world > 1:
-        raise CTLensError("frozen epochs are not available for data-parallel (torchrun) training")
+        raise CTLensError("head-only epochs are not available for data-parallel (torchrun) training")
     prep = Preprocessing(input_size=cfg.input_size)
     parts = {"train": split.train, "val": split.val}
     images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}

@@ -132,7 +132,7 @@ def test_trunk_is_features_or_all_but_the_last_layer():
 
 
 def test_frozen_epochs_refuse_the_attention_loss_and_negative_counts():
-    with pytest.raises(CTLensError, match="without frozen epochs"):
+    with pytest.raises(CTLensError, match="no head-only epochs with it"):
         TrainConfig(freeze_epochs=2, attention_loss=1.0)
     with pytest.raises(CTLensError, match="must not be negative"):
         TrainConfig(freeze_epochs=-1)
