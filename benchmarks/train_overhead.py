@@ -21,7 +21,7 @@ from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
 from core.synth.study import SynthSpec, synthesize
 from core.train.config import TrainConfig
-from core.train.loop import evaluate, train
+from core.train.loop import evaluate, make_optimizer, train
 from core.train.splits import make_split
 from core.train.tensors import augment_batch, batches, cache_images
 
@@ -39,7 +39,7 @@ def bare_loop(root: Path) -> None:
     initialise(model, CFG.arch, CFG.init)  # the same start as ours: He init, then LSUV on 64 images
     sample = images["train"][batches(len(split.train), 64, torch.Generator().manual_seed(CFG.seed))[0]]
     lsuv_(model, normalise(sample.float() / 255, prep))
-    optimizer = torch.optim.SGD(model.parameters(), lr=CFG.lr, momentum=CFG.momentum)
+    optimizer = make_optimizer(model, CFG)  # the same (fused) optimiser as ours: overhead is the rest
     for epoch in range(CFG.epochs):
         generator = torch.Generator().manual_seed(epoch)
         model.train()

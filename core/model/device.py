@@ -24,3 +24,10 @@ def pick_device(name: str | None = None) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CTLensError(f"device {name!r} requested but MPS is not available here")
     return device
+
+
+def fused_optimizer(device: torch.device) -> bool:
+    """Whether torch's fused SGD/Adam kernels run on ``device``: one pass over each parameter
+    instead of one per arithmetic step (on AlexNet's 57M parameters, on CPU, the unfused Adam
+    step took a third of a training step)."""
+    return device.type in ("cpu", "cuda", "mps")

@@ -28,7 +28,7 @@ from core.errors import Cancelled, CTLensError
 from core.model.build import build_classifier, initialise
 from core.model.card import ModelCard
 from core.model.checkpoint import save_weights
-from core.model.device import pick_device
+from core.model.device import fused_optimizer, pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing
 from core.pretrain.augment import model_input, random_view
@@ -178,7 +178,7 @@ def pretrain(
     images = data.images.to(device)
     moco, init_desc = _build(cfg, images, prep, device, fresh=not resume)
     optimizer = torch.optim.SGD(moco.query.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)  # fmt: skip
+                                weight_decay=cfg.weight_decay, fused=fused_optimizer(device))  # fmt: skip
     if resume:
         start, init_desc = _load(run, moco, optimizer, device)
         records = history.truncate(run / "history.jsonl", start, PretrainRecord.from_json)

@@ -34,7 +34,7 @@ from core.metrics import classification_metrics
 from core.model.build import build_classifier, conv_layers, initialise, last_conv_layer, trunk_parameters
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
-from core.model.device import pick_device
+from core.model.device import fused_optimizer, pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
 from core.train import attention, history
@@ -58,11 +58,16 @@ class TrainResult:
     epochs_done: int
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg``'s optimiser over the model's parameters, with the fused kernels where there are some
+    (not with head-only epochs: torch's fused SGD fails when the unfrozen trunk's first gradients
+    meet the head's momentum buffers)."""
+    fused = fused_optimizer(next(model.parameters()).device) and not cfg.freeze_epochs
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               fused=fused)  # fmt: skip
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     raise CTLensError(f"unknown optimizer {cfg.optimizer!r} (sgd or adam)")
 
 
@@ -152,7 +157,7 @@ def train(
     masks = _attention_masks(dataset, split.train, prep, group, cancel) if cfg.attention_loss > 0 else None
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.arch, len(CLASSES)).to(device)
-    optimizer = _optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     if resume:
         meta = _load_state(run, model, optimizer)
         start, init_desc = int(meta["epoch"]), meta["init"]

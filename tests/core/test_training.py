@@ -102,6 +102,31 @@ def _cut_after_first_epoch(dataset, run, cfg):
     return weights.state_dict()
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimisers_are_fused_and_step_like_torch_unfused_ones(name):
+    from core.train.loop import make_optimizer
+
+    cfg = replace(TINY, optimizer=name, lr=1e-2, weight_decay=1e-3)
+    torch.manual_seed(0)
+    ours, plain = torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)
+    plain.load_state_dict(ours.state_dict())
+    fused = make_optimizer(ours, cfg)
+    if name == "sgd":
+        reference = torch.optim.SGD(plain.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                    foreach=False)  # fmt: skip
+    else:
+        reference = torch.optim.Adam(plain.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
+    assert fused.defaults["fused"]
+    x = torch.randn(8, 6)
+    for _ in range(3):
+        for model, optimizer in ((ours, fused), (plain, reference)):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_frozen_epochs_train_the_head_only_then_everything(dataset, tmp_path):
     from safetensors.torch import load_file
 
