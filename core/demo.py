@@ -2,7 +2,7 @@
 once on first use into the user cache dir (nothing large is committed).
 
 The demo model is AlexNet trained from scratch (ImageNet weights are not assumed) on 40
-synthetic patients x 20 slices at 256², in under four minutes on two CPU cores. Slices are
+synthetic patients x 20 slices at 256², in about three minutes on two CPU cores. Slices are
 labelled by lesion area: positive from ``min_lesion_pixels`` lesion pixels, negative without
 any, and slices with only a sliver of lesion are left out of training (their label would be a
 coin toss at 128² input). Its Grad-CAM is trained onto the lesion masks (attention loss, see
@@ -121,7 +121,7 @@ def ensure_demo_model(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
-    """The demo model's checkpoint, trained on first use (under four minutes on 2 CPU cores).
+    """The demo model's checkpoint, trained on first use (about three minutes on 2 CPU cores).
 
     ``progress(done, total)`` counts synthetic patients, then training steps. Work happens in a
     temporary folder; only a finished model is moved into the cache. A second caller (the viewer
