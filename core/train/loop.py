@@ -59,16 +59,26 @@ class TrainResult:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """``cfg``'s optimiser over the model's parameters, with the fused kernels where there are some
-    (not with head-only epochs: torch's fused SGD fails when the unfrozen trunk's first gradients
-    meet the head's momentum buffers)."""
-    fused = fused_optimizer(next(model.parameters()).device) and not cfg.freeze_epochs
+    """``cfg``'s optimiser over the model's parameters, with the fused kernels where there are some."""
+    fused = fused_optimizer(next(model.parameters()).device)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                fused=fused)  # fmt: skip
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     raise CTLensError(f"unknown optimizer {cfg.optimizer!r} (sgd or adam)")
+
+
+def _set_trunk_trainable(trunk: list[nn.Parameter], optimizer: torch.optim.Optimizer, trainable: bool) -> None:
+    """Head-only epochs, then fine-tuning (linear probing first, Kumar et al. 2022).
+
+    Unfrozen trunk tensors get a zero SGD momentum buffer where they have none: it steps exactly
+    like a missing one (the first step's buffer is the gradient either way), and torch's fused SGD
+    needs a buffer for every tensor or for none."""
+    for p in trunk:
+        p.requires_grad_(trainable)
+        if trainable and isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"]:
+            optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
 
 
 def _lr(cfg: TrainConfig, epoch: int) -> float:
@@ -186,8 +196,7 @@ def train(
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             lr = _lr(cfg, epoch)
-            for p in trunk:  # linear probing, then fine-tuning (Kumar et al. 2022): the head first
-                p.requires_grad_(epoch >= cfg.freeze_epochs)
+            _set_trunk_trainable(trunk, optimizer, epoch >= cfg.freeze_epochs)
             train_metrics = _train_epoch(net, optimizer, images["train"], labels["train"], masks, cfg, prep, device,
                                          weights, epoch, lr, group, main_progress, cancel)  # fmt: skip
             val_probs, val_loss = evaluate(model, images["val"], labels["val"], prep, device, group=group)

@@ -127,6 +127,27 @@ def test_optimisers_are_fused_and_step_like_torch_unfused_ones(name):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_unfrozen_trunk_steps_as_if_it_had_no_momentum_yet():
+    from core.train.loop import _set_trunk_trainable, make_optimizer
+
+    torch.manual_seed(0)
+    ours, plain = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Linear(4, 2)), torch.nn.Sequential(
+        torch.nn.Linear(6, 4), torch.nn.Linear(4, 2))  # fmt: skip
+    plain.load_state_dict(ours.state_dict())
+    fused = make_optimizer(ours, replace(TINY, lr=1e-2))  # a buffer for every tensor or none, or it fails
+    reference = torch.optim.SGD(plain.parameters(), lr=1e-2, momentum=TINY.momentum, foreach=False)
+    x = torch.randn(8, 6)
+    for epoch in range(3):  # epoch 0: the head only
+        _set_trunk_trainable(list(ours[0].parameters()), fused, epoch >= 1)
+        plain[0].requires_grad_(epoch >= 1)
+        for model, optimizer in ((ours, fused), (plain, reference)):
+            optimizer.zero_grad(set_to_none=True)
+            model(x).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # fused and unfused differ in the last bits
+
+
 def test_frozen_epochs_train_the_head_only_then_everything(dataset, tmp_path):
     from safetensors.torch import load_file
 
