@@ -1,5 +1,6 @@
-"""Grad-CAM on AlexNet (random init, 224x224) against pytorch-grad-cam and a plain forward pass,
-all three on the same input, laid out as :func:`core.preprocess.prepare_batch` makes model inputs."""
+"""Grad-CAM on AlexNet (random init, 224x224, its default layer) against pytorch-grad-cam on the same
+layer and a plain forward pass, all three on the same input, laid out as
+:func:`core.preprocess.prepare_batch` makes model inputs."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ def run(workdir: Path) -> list[Result]:
 
     torch.manual_seed(0)
     model = build_classifier("alexnet").eval()
-    ours = GradCAM(model, "features.10")
+    ours = GradCAM(model)  # the default layer, the last convolution's ReLU (features.11)
     results = []
-    with ReferenceGradCAM(model=model, target_layers=[model.features[10]]) as reference:
+    with ReferenceGradCAM(model=model, target_layers=[model.get_submodule(ours.layer)]) as reference:
         for batch, repeats in ((32, 7), (1, 40)):
             x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)  # as prepare_batch
             targets = [ClassifierOutputTarget(1)] * batch

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-augment", action="store_true", help="no flips, affine or intensity jitter")
     p.add_argument("--balance", action="store_true", help="weigh the loss by inverse class frequency")
     p.add_argument(
+        "--dropout", type=float, metavar="P", help="the classifier's dropout probability (default: AlexNet's 0.5)"
+    )
+    p.add_argument(
         "--attention-loss",
         type=float,
         default=d.attention_loss,
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
         input_size=args.input_size, val_fraction=args.val_fraction, folds=args.folds,
-        attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs,
+        attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs, dropout=args.dropout,
     )  # fmt: skip
     main = is_main()
     if main:

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.explain.hooks import gradient_source
+from core.explain.hooks import eval_mode, get_layer, gradient_source, output_capture
+from core.explain.summed_head import first_linear, summed_weight
 from core.explain.targets import Target, per_sample_scores
-from core.model.build import last_conv_layer
+from core.model.build import cam_layer
 from core.preprocess import resize_maps
 
 
@@ -50,7 +51,7 @@ class BaseCAM:
 
     def __init__(self, model: nn.Module, layer: str | None = None) -> None:
         self.model = model
-        self.layer = layer or last_conv_layer(model)
+        self.layer = layer or cam_layer(model)
 
     def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """(B, C, 1, 1) weights, or (B, C, h, w) per-position weights."""
@@ -79,6 +80,25 @@ class GradCAM(BaseCAM):
 
     def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         return grads.mean(dim=(2, 3), keepdim=True)
+
+    def __call__(self, inputs: torch.Tensor, targets: Target | Sequence[Target] | None = None) -> CamResult:
+        """As :class:`BaseCAM`, through the summed first linear layer where the network allows it
+        (:mod:`core.explain.summed_head`): the same maps, without its backward pass."""
+        with eval_mode(self.model):
+            linear = first_linear(self.model, self.layer)
+        if linear is None:
+            return super().__call__(inputs, targets)
+        with gradient_source(self.model, linear) as head, output_capture(self.model, self.layer) as captured:
+            logits = self.model(inputs)
+            assert head.activation is not None and captured.activation is not None
+            (grads,) = torch.autograd.grad(per_sample_scores(logits, targets).sum(), head.activation)
+            with torch.no_grad():
+                activations = captured.activation
+                h, w = activations.shape[-2:]
+                summed = summed_weight(get_layer(self.model, linear), activations.shape[1])  # type: ignore[arg-type]
+                weights = (grads @ summed.to(grads.dtype)) / (h * w)
+                maps = torch.relu((weights[:, :, None, None] * activations).sum(1))
+        return CamResult(maps.float().cpu().numpy(), logits.detach().float().cpu().numpy())
 
 
 class GradCAMPlusPlus(BaseCAM):

@@ -3,7 +3,8 @@
 AlexNet is the paper's network (Wan et al. 2021, Sec. 2.1); any torchvision classifier with a
 final ``nn.Linear`` can be used the same way. ReLUs are made non-inplace so hooks (Grad-CAM,
 guided backpropagation) see the activations they expect, and layers keep their
-``named_modules()`` names (``"features.10"`` is AlexNet's last convolution).
+``named_modules()`` names (``"features.10"`` is AlexNet's last convolution, ``"features.11"`` its
+ReLU).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def make_hookable(model: nn.Module) -> nn.Module:
     return model
 
 
+def set_dropout(model: nn.Module, p: float) -> nn.Module:
+    """Set every ``nn.Dropout``'s probability (AlexNet's and VGG's classifier) to ``p``; returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+    return model
+
+
 def conv_layers(model: nn.Module) -> list[str]:
     """``named_modules()`` names of every ``nn.Conv2d``, input to output."""
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
@@ -50,9 +59,18 @@ def conv_layers(model: nn.Module) -> list[str]:
     return convs
 
 
-def last_conv_layer(model: nn.Module) -> str:
-    """The ``named_modules()`` name of the last ``nn.Conv2d`` (Grad-CAM's default layer)."""
-    return conv_layers(model)[-1]
+def cam_layer(model: nn.Module) -> str:
+    """Grad-CAM's default layer: the last convolution's rectified output, i.e. the ``nn.ReLU``
+    right after it in a sequential block (AlexNet's ``features.11``, VGG's), as Selvaraju et al.
+    explain VGG-16 at relu5_3 and as Keras' conv layers (activation included) give it; else the
+    last convolution itself (ResNet, DenseNet: normalisation and skip connections come first)."""
+    name = conv_layers(model)[-1]
+    parent, _, index = name.rpartition(".")
+    block = model.get_submodule(parent) if parent else model
+    nxt = int(index) + 1 if index.isdigit() else -1
+    if isinstance(block, nn.Sequential) and 0 < nxt < len(block) and isinstance(block[nxt], nn.ReLU):
+        return f"{parent}.{nxt}" if parent else str(nxt)
+    return name
 
 
 def trunk_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -22,6 +22,7 @@ class TrainConfig:
     schedule: str = "none"  # or "cosine", "step" (x0.1 at 1/2 and 3/4 of the epochs)
     balance: bool = False  # weigh the loss by inverse class frequency
     augment: Augment | None = field(default_factory=Augment)
+    dropout: float | None = None  # the classifier's dropout probability; None: the architecture's (AlexNet 0.5)
     attention_loss: float = 0.0  # > 0: Grad-CAM attention supervised by lesion masks (core.train.attention)
     freeze_epochs: int = 0  # the first N epochs train the head only, the feature extractor frozen (LP-FT)
     seed: int = 0
@@ -39,6 +40,8 @@ class TrainConfig:
             raise CTLensError(f"fold {self.fold + 1} does not exist in {self.folds}-fold cross-validation")
         if not 0 < self.val_fraction < 1:
             raise CTLensError(f"validation fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise CTLensError(f"dropout probability must lie in [0, 1), got {self.dropout}")
         if self.attention_loss < 0:
             raise CTLensError(f"attention loss weight must not be negative, got {self.attention_loss}")
         if self.freeze_epochs < 0:

@@ -29,9 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 from core.atomic import atomic_path, atomic_write_text
 from core.datasets import CLASSES, Dataset, Sample
 from core.errors import Cancelled, CTLensError, DatasetError
-from core.explain.hooks import output_capture
 from core.metrics import classification_metrics
-from core.model.build import build_classifier, conv_layers, initialise, last_conv_layer, trunk_parameters
+from core.model.build import build_classifier, conv_layers, initialise, set_dropout, trunk_parameters
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
 from core.model.device import fused_optimizer, pick_device
@@ -167,6 +166,8 @@ def train(
     masks = _attention_masks(dataset, split.train, prep, group, cancel) if cfg.attention_loss > 0 else None
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.arch, len(CLASSES)).to(device)
+    if cfg.dropout is not None:
+        set_dropout(model, cfg.dropout)
     optimizer = make_optimizer(model, cfg)
     if resume:
         meta = _load_state(run, model, optimizer)
@@ -278,7 +279,6 @@ def _train_epoch(
     model.train()
     order = batches(len(images), cfg.batch_size, generator)
     seen, probs, total, attended = [], [], 0.0, [0.0, 0]
-    layer = None if masks is None else last_conv_layer(model)  # its activations feed the attention loss
     for step, idx in enumerate(order):
         if cancel is not None and cancel():
             raise Cancelled(f"training cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
@@ -290,13 +290,14 @@ def _train_epoch(
         y = labels[idx].to(device)
         scale = (len(idx) if weights is None else weights[y].sum()) / group.world
         if len(mine):
-            logits, activation = _forward(model, normalise(x[mine], prep).to(device), layer)
+            inputs = normalise(x[mine], prep).to(device)
+            logits, source = (model(inputs), None) if masks is None else attention.forward(model, inputs)
             loss = F.cross_entropy(logits, y[mine], weight=weights, reduction="sum") / scale
             total += loss.item() * len(idx) / group.world  # the curves' loss: cross-entropy alone
             if masks is not None:
-                assert m is not None and activation is not None
+                assert m is not None and source is not None
                 scored = masks[1][idx[mine]].to(device) & (y[mine] == attention.POSITIVE)  # positives with a mask
-                term = attention.attention_losses(logits, activation, m[mine].to(device), scored)
+                term = attention.attention_losses(logits, source, m[mine].to(device), scored)
                 loss = loss + cfg.attention_loss * term.losses.sum() / len(idx)
                 attended[0] += term.losses.sum().item()
                 attended[1] += int(term.valid.sum())
@@ -313,15 +314,6 @@ def _train_epoch(
     if masks is not None:
         metrics["attention_loss"] = attended[0] / max(attended[1], 1)
     return metrics
-
-
-def _forward(model: nn.Module, x: torch.Tensor, layer: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits, and ``layer``'s activations (graph kept) when a layer is named."""
-    if layer is None:
-        return model(x), None
-    with output_capture(model, layer) as captured:
-        logits = model(x)
-    return logits, captured.activation
 
 
 def _attention_masks(dataset: Dataset, samples: Sequence[Sample], prep: Preprocessing, group: Group,

@@ -85,6 +85,12 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.balance = QtWidgets.QCheckBox("on")
         self.balance.setToolTip("weigh the loss by inverse class frequency")
         self.balance.setChecked(PAPER.balance)
+        self.dropout = QtWidgets.QDoubleSpinBox()
+        self.dropout.setRange(-0.05, 0.95)
+        self.dropout.setSingleStep(0.05)
+        self.dropout.setSpecialValueText("network's own")
+        self.dropout.setValue(-0.05 if PAPER.dropout is None else PAPER.dropout)
+        self.dropout.setToolTip("dropout probability in the classifier; the network's own: AlexNet's 0.5, the paper's")
         self.attention_loss = QtWidgets.QDoubleSpinBox()
         self.attention_loss.setRange(0.0, 10.0)
         self.attention_loss.setSingleStep(0.1)
@@ -108,7 +114,7 @@ class TrainingForm(QtWidgets.QGroupBox):
         rows = (("Epochs", self.epochs), ("Learning rate", self.lr), ("Batch size", self.batch_size),
                 ("Momentum", self.momentum), ("Optimizer", self.optimizer), ("LR schedule", self.schedule),
                 ("Initialisation", self.init), ("Input size", self.input_size), ("Augmentation", self.augment),
-                ("Balance classes", self.balance), ("Attention loss", self.attention_loss),
+                ("Balance classes", self.balance), ("Dropout", self.dropout), ("Attention loss", self.attention_loss),
                 ("Head-only epochs", self.freeze_epochs), ("Seed", self.seed), ("Folds", self.folds))  # fmt: skip
         for label, widget in rows:
             form.addRow(label, widget)
@@ -139,6 +145,7 @@ class TrainingForm(QtWidgets.QGroupBox):
             input_size=self.input_size.value(), augment=Augment() if self.augment.isChecked() else None,
             balance=self.balance.isChecked(), seed=self.seed.value(), folds=self.folds.value(), device=device,
             attention_loss=self.attention_loss.value(), freeze_epochs=self.freeze_epochs.value(),
+            dropout=None if self.dropout.value() < 0 else self.dropout.value(),
         )  # fmt: skip
 
     def set_init(self, init: str) -> None:

@@ -15,7 +15,8 @@ from core.errors import Cancelled, DatasetError
 from core.model.build import build_classifier
 from core.model.checkpoint import load_checkpoint
 from core.preprocess import Preprocessing
-from core.train.attention import attention_losses
+from core.train import attention
+from core.train.attention import CamSource, attention_losses
 from core.train.config import TrainConfig
 from core.train.history import read_history
 from core.train.loop import train
@@ -57,7 +58,7 @@ def _loss_for(activation_values: torch.Tensor, mask: torch.Tensor, scored: bool 
     """A one-channel 'network' whose COVID logit is the sum of its activation: Grad-CAM = the activation."""
     activation = activation_values.clone().requires_grad_(True)
     logits = torch.stack([torch.zeros(1), activation.sum().view(1)], 1)
-    term = attention_losses(logits, activation, mask, torch.tensor([scored]))
+    term = attention_losses(logits, CamSource(activation), mask, torch.tensor([scored]))
     return float(term.losses[0].detach()), bool(term.valid[0])
 
 
@@ -77,13 +78,41 @@ def test_loss_is_low_when_grad_cam_covers_the_lesion_and_high_when_it_looks_else
     assert _loss_for(on_lesion, torch.zeros(1, 1, 16, 16)) == (0.0, False)  # no lesion on the grid
 
 
+def test_summed_head_gives_the_loss_and_gradients_of_the_full_backward_pass():
+    torch.manual_seed(5)
+    model = build_classifier("alexnet").train()
+    for module in model.classifier:
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0  # dropout off: the summed head applies in training
+    x, masks = torch.randn(4, 3, 96, 96), torch.zeros(4, 1, 96, 96)
+    masks[:, :, 20:60, 30:70] = 1.0
+    scored = torch.tensor([True, True, False, True])
+    results = []
+    for summed in (True, False):
+        model.zero_grad()
+        logits, source = attention.forward(model, x)
+        assert source.head is not None  # AlexNet without dropout takes the summed head
+        if not summed:
+            source = CamSource(source.activation)  # the generic path: through the first linear layer
+        term = attention_losses(logits, source, masks, scored)
+        term.losses.sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((term.losses.detach(), grads))
+    (fast, fast_grads), (full, full_grads) = results
+    assert fast[2] == 0 and fast.min() < fast.max()
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+    assert fast_grads.keys() == full_grads.keys() and "features.0.weight" in full_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-3, atol=1e-4 * float(grad.abs().max()))
+
+
 def test_supervised_run_saves_a_plain_classifier_and_says_so(dataset, tmp_path):
     train(dataset, tmp_path / "run", SUPERVISED)
     records = read_history(tmp_path / "run" / "history.jsonl")
     assert all(np.isfinite(r.train["attention_loss"]) and r.train["attention_loss"] > 0 for r in records)
     model, card = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert set(model.state_dict()) == set(build_classifier("alexnet").state_dict())
-    told = "Grad-CAM attention supervised by lesion masks on features.10 (weight 1)"
+    told = "Grad-CAM attention supervised by lesion masks on features.11 (weight 1)"
     assert card.training_data["attention_supervision"] == told
     plain = train(dataset, tmp_path / "plain", replace(SUPERVISED, attention_loss=0.0))
     assert "attention_loss" not in read_history(plain.run_dir / "history.jsonl")[0].train

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.explain.cam import CAM_METHODS, GradCAM, heatmaps_on_grid, normalise_maps
+from core.explain.cam import CAM_METHODS, BaseCAM, GradCAM, heatmaps_on_grid, normalise_maps
 from core.explain.guided import guided_backprop, guided_gradcam
+from core.explain.summed_head import first_linear
 from core.explain.targets import ClassTarget
 from core.model.build import build_classifier
 from core.preprocess import resize_maps
@@ -62,25 +63,66 @@ def alexnet() -> nn.Module:
     return build_classifier("alexnet").eval()
 
 
+@pytest.mark.parametrize("layer", [10, 11])  # the last convolution, and its ReLU (the default)
 @pytest.mark.parametrize("batch", [1, 32])
 @pytest.mark.parametrize("method", sorted(CAM_METHODS))
-def test_agrees_with_pytorch_grad_cam(alexnet, batch, method):
+def test_agrees_with_pytorch_grad_cam(alexnet, batch, method, layer):
     pgc = pytest.importorskip("pytorch_grad_cam")
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     reference_cls = {"gradcam": pgc.GradCAM, "gradcampp": pgc.GradCAMPlusPlus, "layercam": pgc.LayerCAM}[method]
     torch.manual_seed(batch)
     x = torch.randn(batch, 3, 224, 224)
-    ours = CAM_METHODS[method](alexnet, "features.10")(x, ClassTarget(1))
-    with reference_cls(model=alexnet, target_layers=[alexnet.features[10]]) as cam:
+    ours = CAM_METHODS[method](alexnet, f"features.{layer}")(x, ClassTarget(1))
+    with reference_cls(model=alexnet, target_layers=[alexnet.features[layer]]) as cam:
         ref = cam(input_tensor=x, targets=[ClassifierOutputTarget(1)] * batch)
     # pytorch-grad-cam normalises, resizes (cv2), then normalises again; same steps here
     mine = normalise_maps(resize_maps(torch.from_numpy(normalise_maps(ours.raw))[:, None], (224, 224))[:, 0])
     assert np.abs(ref - mine).max() < 1e-4
 
 
-def test_guided_backprop_matches_pytorch_grad_cam(alexnet):
+@pytest.mark.parametrize(
+    ("arch", "layer", "size"),
+    [
+        ("alexnet", "features.11", 224),
+        ("alexnet", "features.12", 224),
+        ("alexnet", "features.11", 128),
+        ("vgg11", "features.19", 64),
+    ],
+)
+def test_summed_head_gives_the_maps_of_the_full_backward_pass(arch, layer, size):
+    torch.manual_seed(3)
+    model = build_classifier(arch).eval()
+    x = torch.randn(3, 3, size, size)
+    targets = [ClassTarget(1), ClassTarget(0), ClassTarget(1)]
+    cam = GradCAM(model, layer)
+    assert first_linear(model, layer) is not None  # so the call below takes the summed head
+    fast = cam(x, targets)
+    full = BaseCAM.__call__(cam, x, targets)  # the generic path: autograd through every layer after `layer`
+    assert fast.raw.max() > 0
+    np.testing.assert_allclose(fast.raw, full.raw, rtol=0, atol=1e-5 * full.raw.max())
+    np.testing.assert_array_equal(fast.logits, full.logits)
+    with torch.no_grad():  # a changed first linear layer is summed again, not served from the cache
+        model.classifier[1 if arch == "alexnet" else 0].weight.mul_(-1)
+    np.testing.assert_allclose(cam(x, targets).raw, BaseCAM.__call__(cam, x, targets).raw, atol=1e-5 * full.raw.max())
+
+
+def test_summed_head_only_where_gradient_sums_are_kept(alexnet):
+    assert first_linear(alexnet, "features.11") == "classifier.1"
+    assert first_linear(alexnet, "features.10") is None  # its ReLU masks the gradient
+    assert first_linear(alexnet, "classifier.2") is None
+    assert first_linear(build_classifier("resnet18"), "layer4") is None
+    alexnet.train()  # active dropout before the linear layer scales gradients per position
+    try:
+        assert first_linear(alexnet, "features.11") is None
+    finally:
+        alexnet.eval()
+
+
+def test_guided_backprop_matches_pytorch_grad_cam():
     pgc = pytest.importorskip("pytorch_grad_cam")
+    torch.manual_seed(0)
+    alexnet = build_classifier("alexnet").eval()  # its own: pytorch-grad-cam leaves one ReLU shared by all layers
     x = torch.randn(1, 3, 224, 224)
     ref = pgc.GuidedBackpropReLUModel(alexnet, device="cpu")(x, target_category=1)
     ours = guided_backprop(alexnet, x, ClassTarget(1))[0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import CTLensError
-from core.model.build import build_classifier, initialise, last_conv_layer, load_backbone_state
+from core.model.build import build_classifier, cam_layer, initialise, load_backbone_state
 from core.model.card import ModelCard
 from core.model.checkpoint import load_checkpoint, read_card, save_checkpoint
 from core.model.device import pick_device
@@ -96,7 +96,9 @@ def test_initialisation_falls_back_to_scratch_without_imagenet_weights(tmp_path,
 
 def test_model_is_hookable_and_named():
     model = build_classifier()
-    assert last_conv_layer(model) == "features.10"
+    assert cam_layer(model) == "features.11"  # the last convolution's ReLU
+    assert cam_layer(build_classifier("vgg11")) == "features.19"
+    assert cam_layer(build_classifier("resnet18")) == "layer4.1.conv2"  # batch norm and the skip come first
     assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in model.modules())
     assert model.classifier[6].out_features == 2
 

@@ -11,6 +11,7 @@ import torch
 
 from core.datasets import open_dataset
 from core.errors import Cancelled, CTLensError
+from core.model.build import build_classifier, set_dropout
 from core.model.checkpoint import load_checkpoint
 from core.train.config import TrainConfig
 from core.train.history import read_history
@@ -186,6 +187,19 @@ def test_trunk_is_features_or_all_but_the_last_layer():
         model = build_classifier(arch, 2)
         names = {n for n, p in model.named_parameters() if id(p) in {id(q) for q in trunk_parameters(model)}}
         assert names == {n for n, _ in Trunk(build_classifier(arch, 2)).net.named_parameters()}
+
+
+def test_dropout_option_sets_the_classifiers_dropout(train_root, tmp_path):
+    for bad in (-0.1, 1.0):
+        with pytest.raises(CTLensError, match="dropout probability"):
+            TrainConfig(dropout=bad)
+    model = set_dropout(build_classifier("alexnet"), 0.2)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.2, 0.2]
+    dataset = open_dataset(train_root)
+    runs = {p: train(dataset, tmp_path / str(p), replace(TINY, epochs=1, dropout=p)) for p in (None, 0.0)}
+    losses = {p: read_history(r.run_dir / "history.jsonl")[0].train["loss"] for p, r in runs.items()}
+    assert losses[None] != losses[0.0]  # same seed and batches: only the dropout differs
+    assert json.loads((runs[0.0].run_dir / "config.json").read_text())["dropout"] == 0.0
 
 
 def test_frozen_epochs_refuse_the_attention_loss_and_negative_counts():

@@ -200,6 +200,9 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     panel.form.freeze_epochs.setValue(3)
     panel.form.attention_loss.setValue(0.0)
     assert panel.form.config().freeze_epochs == 3
+    assert panel.form.dropout.text() == "network's own" and panel.form.config().dropout is None
+    panel.form.dropout.setValue(0.0)
+    assert panel.form.config().dropout == 0.0
     box = ScientificSpinBox()
     box.setValue(1e-4)
     seen = []
@@ -220,3 +223,4 @@ def test_run_summary_names_an_attention_loss_and_head_only_epochs(tmp_path):
     assert told.summary().endswith("init imagenet-if-available, attention loss 0.5")
     frozen = RunFolder(tmp_path, 1, replace(TrainConfig(epochs=3), freeze_epochs=2))
     assert frozen.summary().endswith("init imagenet-if-available, head only for 2 epochs")
+    assert RunFolder(tmp_path, 1, replace(TrainConfig(), dropout=0.0)).summary().endswith(", dropout 0")

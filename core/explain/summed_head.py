@@ -1,0 +1,65 @@
+"""Grad-CAM's channel weights without back-propagating through the first linear layer.
+
+Grad-CAM needs of d(score)/dA only its mean over each channel's positions (Wan et al. Eq. 8).
+In AlexNet and VGG the last convolution's rectified output A reaches the first linear layer
+``z = W x + b`` only through max pooling, adaptive average pooling, flattening and inactive
+dropout, and each of these passes gradients back so that their sum over positions is kept
+(max pooling routes each gradient to one position, average pooling spreads it into shares
+that add up to it). So with ``u = d(score)/dz``,
+
+    sum over positions of d(score)/dA[k] = sum over the inputs j of channel k of (Wᵀu)[j] = u · W_k
+
+where ``W_k`` sums W's columns of channel k: an (out, C) matrix in place of W (out, C·h·w).
+The backward pass stops at ``z``; for AlexNet's 4096×9216 layer it no longer reads the 151 MB
+of weights a second time, which was most of what Grad-CAM cost beyond a forward pass. The
+result is the same Grad-CAM up to rounding (tests compare it with the full backward pass).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+import torchvision
+from torch import nn
+
+_SUM_KEEPING = (nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity, nn.Dropout)
+_SEQUENTIAL_NETS = (torchvision.models.AlexNet, torchvision.models.VGG)  # features → avgpool → flatten → classifier
+_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[int, int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def _keeps_sums(module: nn.Module) -> bool:
+    inactive = not isinstance(module, nn.Dropout) or not module.training or module.p == 0
+    return isinstance(module, _SUM_KEEPING) and inactive
+
+
+def first_linear(model: nn.Module, layer: str) -> str | None:
+    """The first linear layer's name when ``layer``'s output reaches it only through modules that
+    keep gradient sums (a ``features.N`` layer of torchvision's AlexNet or VGG), else None."""
+    parent, _, index = layer.rpartition(".")
+    if not isinstance(model, _SEQUENTIAL_NETS) or parent != "features" or not index.isdigit():
+        return None
+    path = [*list(model.features)[int(index) + 1 :], model.avgpool]
+    for i, module in enumerate(model.classifier):
+        if isinstance(module, nn.Linear):
+            return f"classifier.{i}" if all(_keeps_sums(m) for m in path) else None
+        path.append(module)
+    return None
+
+
+def block_sums(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A linear weight (out, channels·positions) summed over each channel's positions: (out, channels)."""
+    return weight.view(weight.shape[0], channels, -1).sum(-1)
+
+
+def summed_weight(linear: nn.Linear, channels: int) -> torch.Tensor:
+    """:func:`block_sums` of ``linear``'s weight, without a graph, cached per layer, weight storage
+    and version, so an unchanged model pays for the sum once."""
+    weight = linear.weight
+    key = (weight.data_ptr(), weight._version, channels)
+    cached = _CACHE.get(linear)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    summed = block_sums(weight.detach(), channels)
+    _CACHE[linear] = (key, summed)
+    return summed
