@@ -41,9 +41,9 @@ class DemoRecipe:
     min_lesion_pixels: int = 300
     config: TrainConfig = TrainConfig(
         init="scratch", optimizer="adam", lr=2e-4, schedule="cosine", epochs=10, input_size=128,
-        balance=True, augment=None, seed=0, attention_loss=1.0,
+        balance=True, augment=None, seed=0, attention_loss=1.0, dropout=0.0,
     )  # fmt: skip
-    version: str = "m2"
+    version: str = "m3"
 
 
 DEMO_RECIPE = DemoRecipe()

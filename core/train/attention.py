@@ -3,7 +3,7 @@
 For datasets with lesion masks, each positive training image's Grad-CAM on its default layer
 (:func:`core.model.build.cam_layer`; computed differentiably: the class score's gradient with
 ``create_graph``, the paper's Eq. 7-9 before the ReLU) is min-max normalised and compared with
-the lesion mask on the layer's grid (cells at least 25% covered, or half as much as the
+the lesion mask on the layer's grid (cells at least 15% covered, or half as much as the
 image's most covered cell): the loss is ``1 - mean(CAM inside) + mean(CAM outside)``,
 plus a hinge that keeps the map's maximum positive (so the ReLU of Grad-CAM does not erase it).
 This is the external supervision of GAIN (Li et al. 2018, "Tell me where to look"). A model
@@ -26,7 +26,7 @@ from core.explain.summed_head import block_sums, first_linear
 from core.model.build import cam_layer
 
 POSITIVE = CLASSES.index("COVID")
-MIN_COVERAGE = 0.25  # a cell of the layer's grid is lesion from this mask coverage (or half the image's peak)
+MIN_COVERAGE = 0.15  # a cell of the layer's grid is lesion from this mask coverage (or half the image's peak)
 
 
 @dataclass
