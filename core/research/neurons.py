@@ -295,7 +295,7 @@ def weights_fingerprint(model: nn.Module) -> bytes:
     h = hashlib.sha256()
     for name, tensor in state.items():
         h.update(name.encode() + str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().data)
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     _fingerprints[model] = (versions, h.digest())
     return h.digest()
 

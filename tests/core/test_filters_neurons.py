@@ -253,3 +253,11 @@ def test_top_images_are_the_k_most_active_distinct_samples(alexnet, train_root, 
         neurons.top_images(alexnet, CARD, dataset, "features.6", 10, 3, reduce="median")
     with pytest.raises(Cancelled):
         neurons.top_images(alexnet, CARD, dataset, "features.3", 1, 3, cancel=lambda: True)
+
+
+def test_weights_fingerprint_covers_batch_norm_counters():
+    model = build_classifier("resnet18")  # BatchNorm's num_batches_tracked is a 0-dim tensor
+    before = neurons.weights_fingerprint(model)
+    assert neurons.weights_fingerprint(model) == before
+    model.bn1.num_batches_tracked += 1
+    assert neurons.weights_fingerprint(model) != before
