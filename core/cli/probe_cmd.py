@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--arch", default="alexnet", help="architecture for scratch/imagenet (checkpoints say their own)")
     p.add_argument("--input-size", type=int, help="default: the checkpoint's (224 for scratch/imagenet)")
     p.add_argument("--features", choices=FEATURES, default="deep",
-                   help="deep: features + avgpool (9216 for AlexNet); pooled: channel means (256)")  # fmt: skip
+                   help="deep: the head's input (9216 for AlexNet); pooled: channel means (256)")  # fmt: skip
     p.add_argument("--folds", type=int, default=0, help="K-fold CV (default: the dataset's train/val split, else 5)")
     p.add_argument("--seed", type=int, default=0, help="folds, inner CV and a random (scratch) backbone's weights")
     p.add_argument("--device", default="auto")

@@ -2,8 +2,10 @@
 
 * ``lbp``  — 59-bin uniform LBP histograms of the display image (the model card's HU window,
   lung by default; gray images as they are), at the image's own resolution.
-* ``deep`` — the 9216-dim output of AlexNet's feature extractor (``features`` + ``avgpool``,
-  flattened), the input of its classifier, batched at forward-pass speed.
+* ``deep`` — the input of the classifier head, batched at forward-pass speed: for AlexNet the
+  9216-dim output of its feature extractor (``features`` + ``avgpool``, flattened; the paper's),
+  likewise for VGG; for other networks the input of the last linear layer (ResNet-18: its 512
+  globally pooled channels).
 
 The cache key hashes the feature kind, the checkpoint's bytes (deep) or window (LBP), and the
 samples' ids and files, so a second projection of the same data skips the network.
@@ -24,6 +26,7 @@ from core.atomic import atomic_path
 from core.datasets import Dataset, Sample
 from core.errors import Cancelled, CTLensError
 from core.features.lbp import lbp_histogram
+from core.model.build import without_head
 from core.preprocess import Preprocessing, display_values, prepare_batch
 
 KINDS = ("deep", "lbp")
@@ -31,18 +34,19 @@ Progress = Callable[[int, int], None]
 
 
 def feature_extractor(model: nn.Module) -> nn.Module:
-    """The part of a classifier before its head (AlexNet/VGG: ``features`` + ``avgpool`` + flatten)."""
+    """The part of a classifier before its head: AlexNet/VGG ``features`` + ``avgpool`` + flatten,
+    any other network up to its last linear layer (a copy with that layer an identity)."""
     features, pool = getattr(model, "features", None), getattr(model, "avgpool", None)
-    if not (isinstance(features, nn.Module) and isinstance(pool, nn.Module)):
-        raise CTLensError(f"{type(model).__name__}: deep features need a features + avgpool network (AlexNet, VGG)")
-    return nn.Sequential(features, pool, nn.Flatten(1))
+    if isinstance(features, nn.Module) and isinstance(pool, nn.Module):
+        return nn.Sequential(features, pool, nn.Flatten(1))
+    return nn.Sequential(without_head(model), nn.Flatten(1))
 
 
 @torch.no_grad()
 def deep_features(model: nn.Module, prep: Preprocessing, dataset: Dataset, samples: Sequence[Sample], *,
                   batch_size: int = 32, progress: Progress | None = None,
                   cancel: Callable[[], bool] | None = None) -> np.ndarray:  # fmt: skip
-    """(N, D) float32 features; D = 9216 for AlexNet."""
+    """(N, D) float32 features; D = 9216 for AlexNet, 512 for ResNet-18."""
     extractor = feature_extractor(model).eval()
     device = next(model.parameters()).device
     out = []

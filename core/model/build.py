@@ -9,6 +9,7 @@ ReLU).
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+
+
+def without_head(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose last linear layer is an identity: it returns that layer's input."""
+    name, _ = _last_linear(model)
+    headless = copy.deepcopy(model)
+    _set_module(headless, name, nn.Identity())
+    return headless
 
 
 def make_hookable(model: nn.Module) -> nn.Module:

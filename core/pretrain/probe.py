@@ -3,9 +3,9 @@
 The standard yardstick for self-supervised representations (Zhang et al. 2016; He et al.
 2020, MoCo, Sec. 4.1): the network is frozen, and only a linear classifier is fitted on its
 features, so the score says how much of the label the features already separate. Features are
-either ``deep`` (AlexNet/VGG ``features`` + ``avgpool``, flattened: the classifier's input, 9216
-values for AlexNet, as in :mod:`core.features.extract`) or ``pooled`` (the pretraining trunk's
-globally averaged channels, 256 for AlexNet). The classifier is standardisation + L2 logistic
+either ``deep`` (the classifier head's input as in :mod:`core.features.extract`: 9216 values for
+AlexNet, 512 for ResNet-18) or ``pooled`` (the pretraining trunk's globally averaged channels,
+256 for AlexNet; for ResNet the same as ``deep``). The classifier is standardisation + L2 logistic
 regression whose strength is chosen by 3-fold cross-validation inside the training part.
 
 Protocol: the dataset's own ``train`` -> ``val`` (or ``test``) split when it has one (COVID-CT),

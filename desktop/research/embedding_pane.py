@@ -86,6 +86,11 @@ class EmbeddingPane(QtWidgets.QWidget):
         if isinstance(self.view, ScatterView2D) and len(self._coords):
             self.view.show_selection(indices)
 
+    def show_failure(self, text: str) -> None:
+        """Nothing to show: the title says so and the message says why."""
+        self.title.setText(f"<b>{self.feature_name}</b> · not computed")
+        self.show_message(text)
+
     def show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setVisible(bool(text))

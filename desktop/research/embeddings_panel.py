@@ -277,7 +277,7 @@ class EmbeddingsPanel(QtWidgets.QWidget):
     def _on_engine_failed(self, ticket: int, kind: str, message: str) -> None:
         role = self._tickets.pop(ticket, None)
         if role in self.panes and message != "cancelled":
-            self.panes[role].show_message(f"Could not embed: {message}")
+            self.panes[role].show_failure(f"Could not embed: {message}")
         elif role == "consistency" and message != "cancelled":
             self.legend.scale.setText(f"consistent degree unavailable: {message}")
 

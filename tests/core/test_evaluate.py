@@ -116,3 +116,24 @@ def test_embed_command_writes_one_row_per_image_and_caches(train_root, tmp_path,
     capsys.readouterr()
     assert main([*args[:-4], "--out", str(train_root / "inside.csv")]) == 2
     assert "outside the input data" in capsys.readouterr().err and not (train_root / "inside.csv").exists()
+
+
+def test_deep_features_are_the_input_of_the_head_for_any_network(train_root):
+    import torch
+
+    from core.datasets import open_dataset
+    from core.features.extract import deep_features
+    from core.model.build import build_classifier
+    from core.preprocess import Preprocessing, prepare_batch
+
+    dataset = open_dataset(train_root)
+    samples, prep = dataset.samples[:3], Preprocessing(input_size=64)
+    torch.manual_seed(0)
+    resnet = build_classifier("resnet18").eval()
+    features = deep_features(resnet, prep, dataset, samples)
+    assert features.shape == (3, 512) and isinstance(resnet.fc, torch.nn.Linear)  # the model keeps its head
+    images = [dataset.load_image(s) for s in samples]
+    with torch.no_grad():
+        logits = resnet(prepare_batch([im.pixels for im in images], [im.unit for im in images], prep))
+        np.testing.assert_allclose(resnet.fc(torch.from_numpy(features)).numpy(), logits.numpy(), atol=1e-5)
+    assert deep_features(build_classifier("alexnet").eval(), prep, dataset, samples[:1]).shape == (1, 9216)

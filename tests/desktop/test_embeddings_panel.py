@@ -235,3 +235,15 @@ def test_tsne_points_move_while_it_converges(make_panel, monkeypatch):
     final = panel.panes["lbp"]
     assert "t-SNE" in final.title.text() and "iteration" not in final.title.text()
     np.testing.assert_array_equal(final.view.coords, final_coords)
+
+
+def test_a_pane_whose_features_failed_says_so_in_its_title(qtbot):
+    from desktop.research.embedding_pane import EmbeddingPane
+
+    pane = EmbeddingPane("deep", 2)
+    qtbot.addWidget(pane)
+    pane.show()
+    assert "computing" in pane.title.text()
+    pane.show_failure("Could not embed: no such layer")
+    assert "not computed" in pane.title.text() and "computing" not in pane.title.text()
+    assert pane.message.isVisible() and pane.message.text() == "Could not embed: no such layer"
