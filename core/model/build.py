@@ -20,7 +20,6 @@ from torch import nn
 from core.errors import CTLensError
 
 log = logging.getLogger(__name__)
-IMAGENET_FILES = {"alexnet": "alexnet-owt-7be5be79.pth"}
 
 
 def _last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -105,13 +104,21 @@ def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
     return make_hookable(model)
 
 
+def imagenet_files(arch: str) -> list[str]:
+    """The file names torchvision caches ``arch``'s ImageNet-1k classifier weights under, default
+    first (AlexNet: ``alexnet-owt-7be5be79.pth``); read from torchvision's metadata, offline."""
+    try:
+        weights = torchvision.models.get_model_weights(arch)
+    except ValueError:
+        return []
+    members = [weights.DEFAULT, *(w for w in weights if w is not weights.DEFAULT)]  # type: ignore[attr-defined]
+    return [w.url.rsplit("/", 1)[-1] for w in members if w.name.startswith("IMAGENET1K_V")]
+
+
 def imagenet_weights_path(arch: str) -> Path | None:
     """torchvision's cached ImageNet weights for ``arch`` when present on this machine."""
-    filename = IMAGENET_FILES.get(arch)
-    if filename is None:
-        return None
-    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    return path if path.is_file() else None
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return next((folder / f for f in imagenet_files(arch) if (folder / f).is_file()), None)
 
 
 def load_backbone_state(model: nn.Module, path: Path) -> int:

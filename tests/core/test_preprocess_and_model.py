@@ -94,6 +94,17 @@ def test_initialisation_falls_back_to_scratch_without_imagenet_weights(tmp_path,
         initialise(model, "alexnet", "imagenet")
 
 
+def test_imagenet_weights_of_any_architecture_come_from_torchvisions_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    torch.manual_seed(2)
+    source = build_classifier("resnet18", num_classes=1000)
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(source.state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")  # torchvision's name
+    model = build_classifier("resnet18")
+    assert initialise(model, "resnet18", "imagenet") == "imagenet (resnet18-f37072fd.pth)"
+    assert torch.equal(model.conv1.weight, source.conv1.weight) and model.fc.out_features == 2
+
+
 def test_model_is_hookable_and_named():
     model = build_classifier()
     assert cam_layer(model) == "features.11"  # the last convolution's ReLU

@@ -203,6 +203,9 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert panel.form.dropout.text() == "network's own" and panel.form.config().dropout is None
     panel.form.dropout.setValue(0.0)
     assert panel.form.config().dropout == 0.0
+    assert panel.form.arch.currentData() == "alexnet"
+    panel.form.arch.setCurrentIndex(panel.form.arch.findData("resnet18"))
+    assert panel.form.config().arch == "resnet18"
     box = ScientificSpinBox()
     box.setValue(1e-4)
     seen = []
@@ -224,3 +227,4 @@ def test_run_summary_names_an_attention_loss_and_head_only_epochs(tmp_path):
     frozen = RunFolder(tmp_path, 1, replace(TrainConfig(epochs=3), freeze_epochs=2))
     assert frozen.summary().endswith("init imagenet-if-available, head only for 2 epochs")
     assert RunFolder(tmp_path, 1, replace(TrainConfig(), dropout=0.0)).summary().endswith(", dropout 0")
+    assert RunFolder(tmp_path, 1, replace(TrainConfig(), arch="resnet18")).summary().startswith("resnet18, 50 epochs")
