@@ -25,7 +25,10 @@ from torch import nn
 
 _SUM_KEEPING = (nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity, nn.Dropout)
 _SEQUENTIAL_NETS = (torchvision.models.AlexNet, torchvision.models.VGG)  # features → avgpool → flatten → classifier
-_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[int, int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[int, int, int], torch.Tensor, torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+_PROBE_STRIDE = 997  # every 997th weight is compared: fused optimisers and .data writes leave _version alone
 
 
 def _keeps_sums(module: nn.Module) -> bool:
@@ -53,13 +56,14 @@ def block_sums(weight: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def summed_weight(linear: nn.Linear, channels: int) -> torch.Tensor:
-    """:func:`block_sums` of ``linear``'s weight, without a graph, cached per layer, weight storage
-    and version, so an unchanged model pays for the sum once."""
+    """:func:`block_sums` of ``linear``'s weight, without a graph, cached per layer, weight storage,
+    version and a sample of the values, so an unchanged model pays for the sum once."""
     weight = linear.weight
     key = (weight.data_ptr(), weight._version, channels)
+    probe = weight.detach().reshape(-1)[::_PROBE_STRIDE]
     cached = _CACHE.get(linear)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached[0] == key and torch.equal(cached[1], probe):
+        return cached[2]
     summed = block_sums(weight.detach(), channels)
-    _CACHE[linear] = (key, summed)
+    _CACHE[linear] = (key, probe.clone(), summed)
     return summed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -69,16 +70,23 @@ def conv_layers(model: nn.Module) -> list[str]:
 
 def cam_layer(model: nn.Module) -> str:
     """Grad-CAM's default layer: the last convolution's rectified output, i.e. the ``nn.ReLU``
-    right after it in a sequential block (AlexNet's ``features.11``, VGG's), as Selvaraju et al.
-    explain VGG-16 at relu5_3 and as Keras' conv layers (activation included) give it; else the
-    last convolution itself (ResNet, DenseNet: normalisation and skip connections come first)."""
+    after it (and after its batch norm, if any) in a sequential block (AlexNet's ``features.11``,
+    VGG's), as Selvaraju et al. explain VGG-16 at relu5_3 and as Keras' conv layers (activation
+    included) give it; else — or when that ReLU module also runs elsewhere in the network — the
+    last convolution itself (ResNet, DenseNet: a skip connection or concatenation comes first)."""
     name = conv_layers(model)[-1]
     parent, _, index = name.rpartition(".")
     block = model.get_submodule(parent) if parent else model
-    nxt = int(index) + 1 if index.isdigit() else -1
-    if isinstance(block, nn.Sequential) and 0 < nxt < len(block) and isinstance(block[nxt], nn.ReLU):
-        return f"{parent}.{nxt}" if parent else str(nxt)
-    return name
+    if not isinstance(block, nn.Sequential) or not index.isdigit():
+        return name
+    nxt = int(index) + 1
+    while nxt < len(block) and isinstance(block[nxt], nn.BatchNorm2d):
+        nxt += 1
+    if nxt == len(block) or not isinstance(block[nxt], nn.ReLU):
+        return name
+    if sum(m is block[nxt] for m in model.modules(remove_duplicate=False)) > 1:
+        return name  # one ReLU object used at several places: a hook on it would see them all
+    return f"{parent}.{nxt}" if parent else str(nxt)
 
 
 def trunk_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -121,10 +129,17 @@ def imagenet_weights_path(arch: str) -> Path | None:
     return next((folder / f for f in imagenet_files(arch) if (folder / f).is_file()), None)
 
 
+# torchvision's DenseNet files name layers "denselayer1.norm.1.weight" (torchvision renames them on load)
+_DENSE_LAYER_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
 def load_backbone_state(model: nn.Module, path: Path) -> int:
     """Load a torchvision ``.pth`` state dict (``weights_only``) into ``model``, skipping the head.
 
-    Returns the number of tensors loaded. Raises CTLensError on an unreadable or mismatching file.
+    Returns the number of tensors loaded. Raises CTLensError on an unreadable file, or one that
+    lacks any of the network's tensors but the head's.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -132,10 +147,15 @@ def load_backbone_state(model: nn.Module, path: Path) -> int:
         raise CTLensError(f"{path.name}: not a readable weights file ({type(exc).__name__})") from exc
     if not isinstance(state, dict):
         raise CTLensError(f"{path.name}: expected a state dict")
+    state = {_DENSE_LAYER_KEY.sub(r"\1\2", k): v for k, v in state.items()}
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not any(k.startswith("features.") for k in usable) and len(usable) < len(own) // 2:
-        raise CTLensError(f"{path.name}: weights do not match {type(model).__name__} ({len(usable)} tensors fit)")
+    head_name, _ = _last_linear(model)
+    needed = [k for k in own if not k.startswith(head_name + ".") and not k.endswith("num_batches_tracked")]
+    missing = [k for k in needed if k not in usable]
+    if missing:
+        raise CTLensError(f"{path.name}: weights do not match {type(model).__name__}: {len(missing)} of "
+                          f"{len(needed)} tensors missing or of another shape (first: {missing[0]})")  # fmt: skip
     model.load_state_dict(usable, strict=False)
     return len(usable)
 

@@ -70,7 +70,7 @@ class TrainingForm(QtWidgets.QGroupBox):
         for text, value in ARCHS:
             self.arch.addItem(text, value)
         self.arch.setCurrentIndex(self.arch.findData(PAPER.arch))
-        self.arch.setToolTip("the torchvision network; ResNet-18 trains far better than AlexNet from scratch on COVID-CT")
+        self.arch.setToolTip("the torchvision network; from scratch on COVID-CT, ResNet-18 beats AlexNet by far")
         self.epochs = self._spin(1, 10_000, PAPER.epochs)
         self.lr = ScientificSpinBox()
         self.lr.setValue(PAPER.lr)
@@ -103,6 +103,7 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.dropout.setSingleStep(0.05)
         self.dropout.setSpecialValueText("network's own")
         self.dropout.setValue(-0.05 if PAPER.dropout is None else PAPER.dropout)
+        self.dropout.editingFinished.connect(self._snap_dropout)
         self.dropout.setToolTip("dropout probability in the classifier; the network's own: AlexNet's 0.5, the paper's")
         self.attention_loss = QtWidgets.QDoubleSpinBox()
         self.attention_loss.setRange(0.0, 10.0)
@@ -171,6 +172,11 @@ class TrainingForm(QtWidgets.QGroupBox):
             index = self.init.count() - 2
         self.init.setCurrentIndex(index)
         self._init_index = index
+
+    def _snap_dropout(self) -> None:
+        """A typed value below zero means the network's own: show it as such."""
+        if self.dropout.value() < 0:
+            self.dropout.setValue(self.dropout.minimum())
 
     def _on_optimizer_changed(self, name: str) -> None:
         self.momentum.setEnabled(name == "sgd")

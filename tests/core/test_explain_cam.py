@@ -88,6 +88,7 @@ def test_agrees_with_pytorch_grad_cam(alexnet, batch, method, layer):
         ("alexnet", "features.12", 224),
         ("alexnet", "features.11", 128),
         ("vgg11", "features.19", 64),
+        ("vgg11_bn", "features.27", 64),
     ],
 )
 def test_summed_head_gives_the_maps_of_the_full_backward_pass(arch, layer, size):
@@ -102,8 +103,11 @@ def test_summed_head_gives_the_maps_of_the_full_backward_pass(arch, layer, size)
     assert fast.raw.max() > 0
     np.testing.assert_allclose(fast.raw, full.raw, rtol=0, atol=1e-5 * full.raw.max())
     np.testing.assert_array_equal(fast.logits, full.logits)
+    weight = model.classifier[1 if arch == "alexnet" else 0].weight
     with torch.no_grad():  # a changed first linear layer is summed again, not served from the cache
-        model.classifier[1 if arch == "alexnet" else 0].weight.mul_(-1)
+        weight.mul_(-1)
+    np.testing.assert_allclose(cam(x, targets).raw, BaseCAM.__call__(cam, x, targets).raw, atol=1e-5 * full.raw.max())
+    weight.data.mul_(0.5)  # as fused optimiser steps do: new values, same version counter
     np.testing.assert_allclose(cam(x, targets).raw, BaseCAM.__call__(cam, x, targets).raw, atol=1e-5 * full.raw.max())
 
 

@@ -105,10 +105,32 @@ def test_imagenet_weights_of_any_architecture_come_from_torchvisions_cache(tmp_p
     assert torch.equal(model.conv1.weight, source.conv1.weight) and model.fc.out_features == 2
 
 
+def test_pth_import_refuses_partial_files_and_reads_torchvisions_densenet_names(tmp_path):
+    torch.manual_seed(3)
+    source = build_classifier("alexnet", num_classes=1000).state_dict()
+    del source["features.3.weight"]
+    torch.save(source, tmp_path / "partial.pth")
+    with pytest.raises(CTLensError, match=r"do not match AlexNet: 1 of 14 tensors missing .*features.3.weight"):
+        load_backbone_state(build_classifier("alexnet"), tmp_path / "partial.pth")
+    dense = build_classifier("densenet121", num_classes=1000).state_dict()
+    old = {k.replace("norm1.", "norm.1.").replace("conv2.", "conv.2."): v
+           for k, v in dense.items() if not k.endswith("num_batches_tracked")}  # fmt: skip
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old  # as torchvision's file names it
+    torch.save(old, tmp_path / "densenet121-a639ec97.pth")
+    target = build_classifier("densenet121")
+    assert load_backbone_state(target, tmp_path / "densenet121-a639ec97.pth") == len(old) - 2
+    loaded = {k: v for k, v in target.state_dict().items() if not k.startswith("classifier.")}
+    assert all(torch.equal(v, dense[k]) for k, v in loaded.items() if not k.endswith("num_batches_tracked"))
+
+
 def test_model_is_hookable_and_named():
     model = build_classifier()
     assert cam_layer(model) == "features.11"  # the last convolution's ReLU
     assert cam_layer(build_classifier("vgg11")) == "features.19"
+    assert cam_layer(build_classifier("vgg11_bn")) == "features.27"  # conv 25, batch norm 26, ReLU 27
+    shared = build_classifier()
+    shared.classifier[2] = shared.features[11]  # one ReLU object in two places
+    assert cam_layer(shared) == "features.10"
     assert cam_layer(build_classifier("resnet18")) == "layer4.1.conv2"  # batch norm and the skip come first
     assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in model.modules())
     assert model.classifier[6].out_features == 2

@@ -201,6 +201,9 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     panel.form.attention_loss.setValue(0.0)
     assert panel.form.config().freeze_epochs == 3
     assert panel.form.dropout.text() == "network's own" and panel.form.config().dropout is None
+    panel.form.dropout.setValue(-0.03)
+    panel.form.dropout.editingFinished.emit()
+    assert panel.form.dropout.text() == "network's own" and panel.form.config().dropout is None
     panel.form.dropout.setValue(0.0)
     assert panel.form.config().dropout == 0.0
     assert panel.form.arch.currentData() == "alexnet"
