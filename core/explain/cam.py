@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.explain.hooks import eval_mode, get_layer, gradient_source, output_capture
-from core.explain.summed_head import first_linear, summed_weight
+from core.explain.summed_head import channel_weights, first_linear, summed_weight
 from core.explain.targets import Target, per_sample_scores
 from core.model.build import cam_layer
 from core.preprocess import resize_maps
@@ -94,10 +94,8 @@ class GradCAM(BaseCAM):
             (grads,) = torch.autograd.grad(per_sample_scores(logits, targets).sum(), head.activation)
             with torch.no_grad():
                 activations = captured.activation
-                h, w = activations.shape[-2:]
                 summed = summed_weight(get_layer(self.model, linear), activations.shape[1])  # type: ignore[arg-type]
-                weights = (grads @ summed.to(grads.dtype)) / (h * w)
-                maps = torch.relu((weights[:, :, None, None] * activations).sum(1))
+                maps = torch.relu((channel_weights(grads, summed, activations) * activations).sum(1))
         return CamResult(maps.float().cpu().numpy(), logits.detach().float().cpu().numpy())
 
 

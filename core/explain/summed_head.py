@@ -55,6 +55,13 @@ def block_sums(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.view(weight.shape[0], channels, -1).sum(-1)
 
 
+def channel_weights(head_grads: torch.Tensor, summed: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM's channel weights (B, C, 1, 1) — the mean of d(score)/dA over each channel's
+    positions — from d(score)/dz at the first linear layer (B, out) and its summed weight (out, C)."""
+    h, w = activation.shape[-2:]
+    return (head_grads @ summed.to(head_grads.dtype) / (h * w))[:, :, None, None]
+
+
 def summed_weight(linear: nn.Linear, channels: int) -> torch.Tensor:
     """:func:`block_sums` of ``linear``'s weight, without a graph, cached per layer, weight storage,
     version and a sample of the values, so an unchanged model pays for the sum once."""

@@ -13,6 +13,7 @@ samples' ids and files, so a second projection of the same data skips the networ
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from core.atomic import atomic_path
 from core.datasets import Dataset, Sample
 from core.errors import Cancelled, CTLensError
 from core.features.lbp import lbp_histogram
-from core.model.build import without_head
+from core.model.build import drop_head
 from core.preprocess import Preprocessing, display_values, prepare_batch
 
 KINDS = ("deep", "lbp")
@@ -39,7 +40,7 @@ def feature_extractor(model: nn.Module) -> nn.Module:
     features, pool = getattr(model, "features", None), getattr(model, "avgpool", None)
     if isinstance(features, nn.Module) and isinstance(pool, nn.Module):
         return nn.Sequential(features, pool, nn.Flatten(1))
-    return nn.Sequential(without_head(model), nn.Flatten(1))
+    return nn.Sequential(drop_head(copy.deepcopy(model)), nn.Flatten(1))
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ ReLU).
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from pathlib import Path
@@ -36,12 +35,12 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def without_head(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose last linear layer is an identity: it returns that layer's input."""
+def drop_head(model: nn.Module) -> nn.Module:
+    """Make ``model``'s last linear layer an identity, in place: ``model`` then returns that layer's
+    input. Returns ``model``."""
     name, _ = _last_linear(model)
-    headless = copy.deepcopy(model)
-    _set_module(headless, name, nn.Identity())
-    return headless
+    _set_module(model, name, nn.Identity())
+    return model
 
 
 def make_hookable(model: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import CTLensError
+from core.model.build import drop_head
 
 
 class Trunk(nn.Module):
@@ -43,11 +43,7 @@ class Trunk(nn.Module):
                 if name != "features":
                     setattr(classifier, name, nn.Identity())
         else:
-            linears = [n for n, m in classifier.named_modules() if isinstance(m, nn.Linear)]
-            if not linears:
-                raise CTLensError(f"{type(classifier).__name__}: no features module and no last linear layer")
-            parent, _, child = linears[-1].rpartition(".")
-            setattr(classifier.get_submodule(parent) if parent else classifier, child, nn.Identity())
+            drop_head(classifier)
         self.net = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 
 from core.datasets import CLASSES
 from core.explain.hooks import get_layer, output_capture
-from core.explain.summed_head import block_sums, first_linear
+from core.explain.summed_head import block_sums, channel_weights, first_linear
 from core.model.build import cam_layer
 
 POSITIVE = CLASSES.index("COVID")
@@ -82,7 +82,7 @@ def attention_losses(logits: torch.Tensor, source: CamSource, masks: torch.Tenso
         weights = grads[valid].mean((2, 3), keepdim=True)
     else:
         (grads,) = torch.autograd.grad(score, source.head, create_graph=True)
-        weights = (grads[valid] @ source.summed / (h * w))[:, :, None, None]
+        weights = channel_weights(grads[valid], source.summed, activation)
     cam = (weights * activation[valid]).sum(1).flatten(1)
     low, high = cam.amin(1, keepdim=True), cam.amax(1, keepdim=True)
     normalised = (cam - low) / (high - low + 1e-6)
