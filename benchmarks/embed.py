@@ -90,7 +90,7 @@ def features_row(workdir: Path) -> Result:
     @torch.no_grad()
     def forward() -> None:
         for start in range(0, len(samples), 32):
-            images = [dataset.load_image(s) for s in samples[start : start + 32]]
+            images = [dataset.load_input(s, prep) for s in samples[start : start + 32]]
             model(prepare_batch([im.pixels for im in images], [im.unit for im in images], prep))
 
     t_ours, t_fwd = best_times([lambda: deep_features(model, prep, dataset, samples), forward], repeats=3)

@@ -22,8 +22,10 @@ import numpy as np
 from core.errors import DatasetError
 from core.io.annotations import read_mask_image
 from core.io.images import load_gray
+from core.io.series import Series
 from core.io.sniff import IMAGE, sniff
 from core.io.study import Study, open_study
+from core.preprocess import Preprocessing, stack_input
 
 CLASSES = ("non-COVID", "COVID")  # index = label
 SPLITS = ("train", "val", "test")
@@ -46,7 +48,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class Image2D:
-    """Pixels of a sample: float32 (H, W) in HU (``unit == "HU"``) or gray in [0, 1]."""
+    """Pixels of a sample: float32 (H, W) in HU (``unit == "HU"``) or gray in [0, 1]; a model
+    input from :meth:`Dataset.load_input` may be (channels, H, W) adjacent slices."""
 
     pixels: np.ndarray
     unit: str
@@ -79,6 +82,18 @@ class Dataset:
             series = _patient_study(sample.path).series[0]
             return Image2D(np.array(series.slice(sample.frame)), series.info.unit)
         return Image2D(load_gray(sample.path), "gray")
+
+    def load_input(self, sample: Sample, prep: Preprocessing) -> Image2D:
+        """The pixels the model sees for ``sample``: its image, or (``prep.adjacent``) its slice and
+        the series' neighbouring slices stacked (channels, H, W); a 2-D image file is its own neighbour."""
+        series = self.series_of(sample)
+        if series is None or sample.frame is None or prep.adjacent == 0:
+            return self.load_image(sample)
+        return Image2D(stack_input(series.slice, sample.frame, len(series), prep), series.info.unit)
+
+    def series_of(self, sample: Sample) -> Series | None:
+        """The series ``sample`` is slice ``sample.frame`` of, or None for a 2-D image file."""
+        return None if sample.frame is None else _patient_study(sample.path).series[0]
 
     def load_mask(self, sample: Sample) -> np.ndarray | None:
         """Boolean lesion mask on the image's grid, or None when the sample has none."""

@@ -28,7 +28,8 @@ def predict_slices(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """Class probabilities (count, K) float32; ``load(i)`` gives slice i's pixels and unit.
+    """Class probabilities (count, K) float32; ``load(i)`` gives slice i's model pixels (see
+    :func:`~core.preprocess.stack_input`) and unit.
 
     Slices go through the model ``batch_size`` at a time, with float16 autocast on CUDA.
     """
@@ -54,7 +55,7 @@ def predict_samples(model: nn.Module, prep: Preprocessing, dataset: Dataset, sam
     """Class probabilities (N, K) of a dataset's ``samples`` (see :func:`predict_slices`)."""
 
     def load(i: int) -> tuple[np.ndarray, str]:
-        image = dataset.load_image(samples[i])
+        image = dataset.load_input(samples[i], prep)
         return image.pixels, image.unit
 
     return predict_slices(model, prep, load, len(samples), progress=progress)

@@ -184,7 +184,7 @@ def table1(
     k_folds = cv_folds(everything, folds, seed) if baselines else []
 
     def load(i: int) -> tuple[np.ndarray, str]:
-        image = dataset.load_image(samples[i])
+        image = dataset.load_input(samples[i], card.preprocessing)
         return image.pixels, image.unit
 
     probs = predict_slices(model, card.preprocessing, load, len(samples), progress=stages.stage(0), cancel=cancel)

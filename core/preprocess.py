@@ -1,14 +1,17 @@
 """The one preprocessing path shared by training, diagnosis and explanation.
 
-HU (or gray) slice -> window to [0, 1] -> resize to the model's square input -> replicate to
-the model's channels -> normalise. The inverse geometry (:func:`to_slice_grid`) resizes a map at
+HU (or gray) slice -> window to [0, 1] -> resize to the model's square input -> channels ->
+normalise. Channels are the slice replicated, or (``adjacent`` > 0, "2.5-D") the slice and its
+neighbours in the series, ``adjacent`` slices apart: slices k-1, k, k+1 for three channels and
+``adjacent = 1``, clamped at the series' ends; a lone 2-D image is its own neighbour. The
+inverse geometry (:func:`to_slice_grid`) resizes a map at
 input resolution back onto the slice's own pixel grid with the same pixel-centre convention, so
 heatmaps neither drift nor flip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +31,17 @@ class Preprocessing:
 
     window: Window = LUNG
     input_size: int = 224
-    channels: int = 3  # the gray slice replicated into each channel
+    channels: int = 3
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    adjacent: int = 0  # 0: the slice in every channel; n: neighbours n slices apart as the other channels
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "window": {"width": self.window.width, "level": self.window.level, "name": self.window.name},
             "input_size": self.input_size,
             "channels": self.channels,
+            "adjacent": self.adjacent,
             "mean": list(self.mean),
             "std": list(self.std),
         }
@@ -50,7 +55,35 @@ class Preprocessing:
             int(data["channels"]),
             tuple(float(v) for v in data["mean"]),
             tuple(float(v) for v in data["std"]),
+            int(data.get("adjacent", 0)),
         )
+
+    @property
+    def channel_handling(self) -> str:
+        """What the input channels hold, in words (model cards, run summaries)."""
+        if self.adjacent == 0:
+            return "slice replicated"
+        half = self.channels // 2
+        offsets = ", ".join(f"k{(j - half) * self.adjacent:+d}" if j != half else "k" for j in range(self.channels))
+        return f"adjacent slices ({offsets})"
+
+
+def input_frames(index: int, count: int, prep: Preprocessing) -> list[int]:
+    """Slice indices whose pixels form slice ``index``'s input channels, in a series of ``count``:
+    ``[index]`` (replicated) unless ``prep.adjacent``, then one per channel, clamped to the series."""
+    if prep.adjacent == 0:
+        return [index]
+    half = prep.channels // 2
+    return [min(max(index + (j - half) * prep.adjacent, 0), count - 1) for j in range(prep.channels)]
+
+
+def stack_input(read: Callable[[int], np.ndarray], index: int, count: int, prep: Preprocessing) -> np.ndarray:
+    """Slice ``index``'s model pixels: (H, W), or (channels, H, W) adjacent slices, ``read(i)``
+    giving slice i of the ``count`` in its series (see :func:`input_frames`)."""
+    frames = input_frames(index, count, prep)
+    if len(frames) == 1:
+        return np.asarray(read(index))
+    return np.stack([np.asarray(read(i)) for i in frames])
 
 
 def display_values(pixels: np.ndarray, unit: str, window: Window) -> np.ndarray:
@@ -66,21 +99,36 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def centre_slice(pixels: np.ndarray) -> np.ndarray:
+    """The slice itself from model pixels: (H, W) as is, the middle one of adjacent slices (C, H, W)."""
+    return pixels if pixels.ndim == 2 else pixels[pixels.shape[0] // 2]
+
+
+def input_values(pixels: np.ndarray, unit: str, prep: Preprocessing) -> torch.Tensor:
+    """Windowed values in [0, 1] at the input size, float32 (C, S, S): C = 1 for a slice (H, W),
+    C = channels for adjacent slices (channels, H, W) from :func:`stack_input`."""
+    values = torch.from_numpy(display_values(np.asarray(pixels), unit, prep.window))
+    stacked = values[None] if values.ndim == 2 else values
+    if stacked.ndim != 3 or stacked.shape[0] not in (1, prep.channels):
+        raise ValueError(f"expected a slice (H, W) or {prep.channels} adjacent slices, got shape {tuple(values.shape)}")
+    return resize_maps(stacked[None], (prep.input_size, prep.input_size))[0]
+
+
 def prepare_batch(slices: Sequence[np.ndarray], units: Sequence[str] | str, prep: Preprocessing) -> torch.Tensor:
-    """Model input (B, channels, S, S) float32 for 2-D slices of any sizes, in channels-last memory
-    layout: PyTorch's CPU max-pool is ~10x faster on it (AlexNet's three pools took a third of a
-    batch's Grad-CAM in the default layout); values and shapes are the same either way."""
+    """Model input (B, channels, S, S) float32 for slices of any sizes ((H, W), or adjacent slices
+    (channels, H, W) from :func:`stack_input`), in channels-last memory layout: PyTorch's CPU
+    max-pool is ~10x faster on it (AlexNet's three pools took a third of a batch's Grad-CAM in
+    the default layout); values and shapes are the same either way."""
     unit_list = [units] * len(slices) if isinstance(units, str) else list(units)
     size = (prep.input_size, prep.input_size)
-    out = torch.empty((len(slices), 1, *size), dtype=torch.float32)
+    out = torch.empty((len(slices), prep.channels, *size), dtype=torch.float32)
     for i, (pixels, unit) in enumerate(zip(slices, unit_list, strict=True)):
-        values = torch.from_numpy(display_values(np.asarray(pixels), unit, prep.window))
-        out[i] = resize_maps(values[None, None], size)[0]
+        out[i] = input_values(pixels, unit, prep)
     return normalise(out, prep).contiguous(memory_format=torch.channels_last)
 
 
 def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """Display values (B, 1, S, S) in [0, 1] -> model input (B, channels, S, S)."""
+    """Display values (B, 1 or channels, S, S) in [0, 1] -> model input (B, channels, S, S)."""
     mean = torch.tensor(prep.mean[: prep.channels], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(prep.std[: prep.channels], dtype=torch.float32).view(1, -1, 1, 1)
     return (images.expand(-1, prep.channels, -1, -1) - mean) / std

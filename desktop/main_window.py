@@ -241,7 +241,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.series is not None:
             index = self.view.index
             name = f"{self.series.info.description or 'series'} slice {index + 1}"
-            self.workspace.set_image(CurrentImage(name, np.asarray(self.series.slice(index)), self.series.info.unit))
+            series = self.series
+            self.workspace.set_image(CurrentImage(name, np.asarray(series.slice(index)), series.info.unit,
+                                                  series.slice, index, len(series)))  # fmt: skip
         if panel is not None:
             self.workspace.tabs.setCurrentIndex(PANELS.index(panel))
         if data is not None or model is not None or runs or self.workspace.session.model is None:
@@ -758,7 +760,7 @@ def model_summary(model: LoadedModel) -> str:
     supervision = card.training_data.get("attention_supervision")
     return (
         f"<b>{model.path.name}</b><br>{card.arch}, classes {' / '.join(card.classes)}, initialised {card.init}<br>"
-        f"input {prep.input_size}², window W{prep.window.width:g} L{prep.window.level:g}<br>"
+        f"input {prep.input_size}², {prep.channel_handling}, window W{prep.window.width:g} L{prep.window.level:g}<br>"
         f"trained on {card.training_data.get('root', 'unknown data')}<br>"
         f"{f'with {supervision}<br>' if supervision else ''}"
         f"validation: {scores or 'not recorded'}<br>"

@@ -12,6 +12,7 @@ from core.cli.progress import ProgressBar
 from core.diagnose import RULES, predict_slices, study_verdict
 from core.io.series import Series
 from core.io.study import open_study
+from core.preprocess import stack_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         bar = None if args.json else ProgressBar(f"diagnose {series.info.description}")
 
         def load(i: int, s: Series = series) -> tuple[np.ndarray, str]:
-            return np.asarray(s.slice(i)), s.info.unit
+            return stack_input(s.slice, i, len(s), card.preprocessing), s.info.unit
 
         probs = predict_slices(model, card.preprocessing, load, len(series), progress=bar)
         p = probs[:, positive]

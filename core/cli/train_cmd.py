@@ -55,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
     p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument(
+        "--adjacent-slices",
+        type=int,
+        default=d.adjacent_slices,
+        metavar="N",
+        help="2.5-D input: the slice and its neighbours N slices apart as the three channels (series only; "
+        "default 0: the slice in every channel)",
+    )
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--folds", type=int, default=1, help="K > 1: K-fold cross-validation (stratified, by patient)")
     p.add_argument("--positive", help="class folder holding the positive (COVID) images")
@@ -84,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
-        input_size=args.input_size, val_fraction=args.val_fraction, folds=args.folds,
-        attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs, dropout=args.dropout,
+        input_size=args.input_size, adjacent_slices=args.adjacent_slices, val_fraction=args.val_fraction,
+        folds=args.folds, attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs, dropout=args.dropout,
     )  # fmt: skip
     main = is_main()
     if main:

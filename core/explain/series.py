@@ -20,7 +20,7 @@ from core.explain.methods import explain_batch
 from core.explain.targets import ClassTarget
 from core.io.series import Series
 from core.model.card import ModelCard
-from core.preprocess import prepare_batch, resize_maps
+from core.preprocess import prepare_batch, resize_maps, stack_input
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def explain_series(
         if cancel is not None and cancel():
             raise Cancelled("explanation cancelled")
         idx = range(start, min(start + batch_size, n))
-        x = prepare_batch([series.slice(i) for i in idx], series.info.unit, card.preprocessing).to(device)
+        pixels = [stack_input(series.slice, i, n, card.preprocessing) for i in idx]
+        x = prepare_batch(pixels, series.info.unit, card.preprocessing).to(device)
         raw, logits = explain_batch(model, x, method, ClassTarget(target), layer)
         probs.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
         maps.append(raw)

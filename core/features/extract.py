@@ -54,7 +54,7 @@ def deep_features(model: nn.Module, prep: Preprocessing, dataset: Dataset, sampl
     for start in range(0, len(samples), batch_size):
         if cancel is not None and cancel():
             raise Cancelled("feature extraction cancelled")
-        images = [dataset.load_image(s) for s in samples[start : start + batch_size]]
+        images = [dataset.load_input(s, prep) for s in samples[start : start + batch_size]]
         x = prepare_batch([im.pixels for im in images], [im.unit for im in images], prep).to(device)
         out.append(extractor(x).float().cpu().numpy())
         if progress is not None:

@@ -119,7 +119,7 @@ def cached_predictions(model: nn.Module, card: ModelCard, checkpoint: Path, data
     """Class probabilities (N, K) float32 of ``samples``, computed once per checkpoint and samples."""
 
     def load(i: int) -> tuple[np.ndarray, str]:
-        image = dataset.load_image(samples[i])
+        image = dataset.load_input(samples[i], card.preprocessing)
         return image.pixels, image.unit
 
     key = cache_key("predictions", samples, _checkpoint_identity(checkpoint))

@@ -74,7 +74,8 @@ def explain_images(
             raise Cancelled("explanation cancelled")
         chunk = samples[start : start + batch_size]
         images = [dataset.load_image(s) for s in chunk]
-        x = prepare_batch([im.pixels for im in images], [im.unit for im in images], card.preprocessing).to(device)
+        inputs = [dataset.load_input(s, card.preprocessing) for s in chunk]
+        x = prepare_batch([im.pixels for im in inputs], [im.unit for im in inputs], card.preprocessing).to(device)
         raw, logits = explain_batch(model, x, method, ClassTarget(positive), layer)
         probs = torch.softmax(torch.from_numpy(logits).float(), 1)[:, positive].numpy()
         for k, (sample, image, r, prob) in enumerate(zip(chunk, images, raw, probs, strict=True), start):

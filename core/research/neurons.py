@@ -38,7 +38,15 @@ from core.explain.maximise import maximise_activation
 from core.features.extract import cache_key, cached_features
 from core.model.build import conv_layers
 from core.model.card import ModelCard
-from core.preprocess import Preprocessing, display_values, normalise, prepare_batch, resize_maps, to_slice_grid
+from core.preprocess import (
+    Preprocessing,
+    centre_slice,
+    display_values,
+    normalise,
+    prepare_batch,
+    resize_maps,
+    to_slice_grid,
+)
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -234,8 +242,9 @@ def activation_map(model: nn.Module, card: ModelCard, image: Image2D, layer: str
     check_channels(model, layer, [channel])
     act = _rectified(model, _inputs([image], card, model), layer)[0, channel].cpu()
     peak = float(act.max())
-    values = to_slice_grid(act / peak if peak > 0 else act, tuple(image.pixels.shape[:2]))
-    display = display_values(np.asarray(image.pixels), image.unit, card.preprocessing.window)
+    pixels = centre_slice(np.asarray(image.pixels))
+    values = to_slice_grid(act / peak if peak > 0 else act, (pixels.shape[0], pixels.shape[1]))
+    display = display_values(pixels, image.unit, card.preprocessing.window)
     return ActivationMap(layer, int(channel), np.clip(values, 0.0, 1.0).astype(np.float32), peak, display)
 
 
@@ -318,7 +327,7 @@ def channel_statistics(model: nn.Module, prep: Preprocessing, dataset: Dataset, 
         for start in range(0, len(samples), batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("activation statistics cancelled")
-            images = [dataset.load_image(s) for s in samples[start : start + batch_size]]
+            images = [dataset.load_input(s, prep) for s in samples[start : start + batch_size]]
             x = prepare_batch([im.pixels for im in images], [im.unit for im in images], prep).to(device)
             act = _rectified(model, x, layer).flatten(2)
             out.append(torch.stack([act.mean(2), act.amax(2)], 1).cpu().numpy())
@@ -354,7 +363,8 @@ def top_images(model: nn.Module, card: ModelCard, dataset: Dataset, layer: str, 
     chosen = tuple(pool[i] for i in order)
     images = [dataset.load_image(s) for s in chosen]
     size = (thumbnail, thumbnail)
-    act = _rectified(model, _inputs(images, card, model), layer)[:, channel : channel + 1].cpu()
+    inputs = [dataset.load_input(s, card.preprocessing) for s in chosen]
+    act = _rectified(model, _inputs(inputs, card, model), layer)[:, channel : channel + 1].cpu()
     maps = resize_maps(act / act.max().clamp(min=1e-12), size)[:, 0].clamp(0, 1).numpy()
     window = card.preprocessing.window
     shown = [torch.from_numpy(display_values(np.asarray(im.pixels), im.unit, window))[None, None] for im in images]

@@ -28,6 +28,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     input_size: int = 224
+    adjacent_slices: int = 0  # > 0: 2.5-D input, the slice and its neighbours this many slices apart as channels
     val_fraction: float = 0.2
     folds: int = 1  # > 1: this run is fold ``fold`` (0-based) of a k-fold cross-validation
     fold: int = 0
@@ -48,6 +49,8 @@ class TrainConfig:
             raise CTLensError(f"head-only epochs (features frozen) must not be negative, got {self.freeze_epochs}")
         if self.freeze_epochs and self.attention_loss > 0:
             raise CTLensError("the attention loss needs gradients through the features: no head-only epochs with it")
+        if self.adjacent_slices < 0:
+            raise CTLensError(f"adjacent-slice step must not be negative, got {self.adjacent_slices}")
         if self.lr <= 0:
             raise CTLensError(f"learning rate must be positive, got {self.lr}")
 

@@ -159,7 +159,9 @@ def train(
     group = join(device)
     if cfg.freeze_epochs and group.world > 1:
         raise CTLensError("head-only epochs are not available for data-parallel (torchrun) training")
-    prep = Preprocessing(input_size=cfg.input_size)
+    if cfg.adjacent_slices and any(s.frame is None for s in dataset.samples):
+        raise DatasetError(f"{dataset.root}: adjacent slices need series (DICOM/NIfTI studies), not 2-D image files")
+    prep = Preprocessing(input_size=cfg.input_size, adjacent=cfg.adjacent_slices)
     parts = {"train": split.train, "val": split.val}
     images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}
     labels = {name: torch.tensor([s.label for s in samples]) for name, samples in parts.items()}

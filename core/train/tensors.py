@@ -1,6 +1,6 @@
 """Training tensors: samples decoded and windowed once, augmented per batch on the fly.
 
-Images are cached as uint8 (N, 1, S, S) at the model's input size (8-bit is what a display
+Images are cached as uint8 (N, C, S, S) at the model's input size (8-bit is what a display
 shows and what the public PNG datasets hold); augmentation works on batches with a seeded
 torch.Generator so a run is reproducible.
 """
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from core.datasets import Dataset, Sample
 from core.errors import Cancelled
-from core.preprocess import Preprocessing, display_values, resize_maps
+from core.preprocess import Preprocessing, input_values, resize_maps
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,16 @@ def cache_images(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
-    """uint8 (N, 1, S, S): each sample windowed to [0, 1] and resized to the input size."""
+    """uint8 (N, C, S, S): each sample's input windowed to [0, 1] and resized to the input size;
+    C = 1 (the slice, replicated later by :func:`~core.preprocess.normalise`) or, for adjacent
+    slices, the model's channels."""
     size = (prep.input_size, prep.input_size)
-    out = torch.empty((len(samples), 1, *size), dtype=torch.uint8)
+    out = torch.empty((len(samples), prep.channels if prep.adjacent else 1, *size), dtype=torch.uint8)
     for i, sample in enumerate(samples):
         if cancel is not None and cancel():
             raise Cancelled("loading images cancelled")
-        image = dataset.load_image(sample)
-        values = torch.from_numpy(display_values(image.pixels, image.unit, prep.window))
-        out[i] = (resize_maps(values[None, None], size)[0] * 255).round().clamp(0, 255).to(torch.uint8)
+        image = dataset.load_input(sample, prep)
+        out[i] = (input_values(image.pixels, image.unit, prep) * 255).round().clamp(0, 255).to(torch.uint8)
         if progress is not None:
             progress(i + 1, len(samples))
     return out
@@ -79,7 +80,7 @@ def cache_masks(
 def augment_batch(
     images: torch.Tensor, aug: Augment, generator: torch.Generator, masks: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random geometric and intensity changes of a float batch (B, 1, S, S) in [0, 1]; ``masks``
+    """Random geometric and intensity changes of a float batch (B, C, S, S) in [0, 1]; ``masks``
     (B, 1, S, S) follow the same geometry (no intensity change)."""
     b = images.shape[0]
 

@@ -16,7 +16,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from core.datasets import Image2D
 from core.model.card import ModelCard
 from core.research.filters import FilterBank, filter_bank, filter_response
 from core.research.models import model_for
@@ -37,7 +36,7 @@ def _load_bank(path: Path, device: str) -> tuple[FilterBank, ModelCard]:
 
 def _response(path: Path, device: str, image: CurrentImage, index: int) -> ActivationMap:
     model, card = model_for(path, device)
-    return filter_response(model, card, Image2D(image.pixels, image.unit), index)
+    return filter_response(model, card, image.model_input(card.preprocessing), index)
 
 
 def score_text(value: float) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from core.datasets import Image2D, Sample, open_dataset
+from core.datasets import Sample, open_dataset
 from core.demo import cache_dir
 from core.research import neurons
 from core.research.models import model_for
@@ -64,7 +64,7 @@ def _grid(path: Path, device: str, data: Path | None, image: CurrentImage, reque
         return _sweep(model, card, layers, data, image, request, job)
     layer = next((x for x in layers if x.name == request.layer), layers[-1])
     chosen = _channels(request, layer.channels)
-    rec = neurons.neuron_reconstructions(model, card, Image2D(image.pixels, image.unit), layer.name, chosen,
+    rec = neurons.neuron_reconstructions(model, card, image.model_input(card.preprocessing), layer.name, chosen,
                                          progress=job.progress, cancel=job.cancelled)  # fmt: skip
     title = f"{layer.label} ({layer.name}): guided backpropagation of {len(chosen)} neurons on {image.name}"
     captions = tuple(f"ch {c}" + (" · silent" if p <= 0 else "") for c, p in zip(chosen, rec.peaks, strict=True))
@@ -75,12 +75,12 @@ def _grid(path: Path, device: str, data: Path | None, image: CurrentImage, reque
 def _sweep(model, card, layers: tuple[neurons.ConvLayer, ...], data: Path | None, image: CurrentImage,  # noqa: ANN001
            request: Request, job: Job) -> Grid:  # fmt: skip
     """One neuron per layer (rows) on the current image and a few dataset images (columns)."""
-    images, names = [Image2D(image.pixels, image.unit)], [image.name]
+    images, names = [image.model_input(card.preprocessing)], [image.name]
     if data is not None:
         dataset = open_dataset(data)
         others = [s for s in dataset.samples if s.id != image.name]
         for i in np.unique(np.linspace(0, len(others) - 1, min(SWEEP_IMAGES, len(others))).round().astype(int)):
-            images.append(dataset.load_image(others[i]))
+            images.append(dataset.load_input(others[i], card.preprocessing))
             names.append(others[i].id)
     listed = None if request.random else neurons.parse_channels(request.channels, 1 << 30)
     picks = [(x.name, listed[i % len(listed)] if listed else _channels(request, x.channels, i)[0])
@@ -97,7 +97,7 @@ def _sweep(model, card, layers: tuple[neurons.ConvLayer, ...], data: Path | None
 def _activation(path: Path, device: str, image: CurrentImage, layer: str, channel: int,
                 job: Job) -> neurons.ActivationMap:  # fmt: skip
     model, card = model_for(path, device)
-    return neurons.activation_map(model, card, Image2D(image.pixels, image.unit), layer, channel)
+    return neurons.activation_map(model, card, image.model_input(card.preprocessing), layer, channel)
 
 
 def _top(path: Path, device: str, data: Path, layer: str, channel: int, k: int, reduce: str,

@@ -6,11 +6,15 @@ choosing a dataset or a model in one place updates every panel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
+
+from core.datasets import Image2D
+from core.preprocess import Preprocessing, stack_input
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,15 @@ class CurrentImage:
     name: str
     pixels: np.ndarray  # float32 (H, W): HU when unit == "HU", else gray in [0, 1]
     unit: str
+    series_slice: Callable[[int], np.ndarray] | None = None  # the image's series, when it has one, for
+    index: int = 0  # 2.5-D models: slice ``index`` of ``count`` in that series
+    count: int = 1
+
+    def model_input(self, prep: Preprocessing) -> Image2D:
+        """What a model with preprocessing ``prep`` sees: the image, or it and its neighbours."""
+        if self.series_slice is None:
+            return Image2D(self.pixels, self.unit)
+        return Image2D(stack_input(self.series_slice, self.index, self.count, prep), self.unit)
 
 
 class ResearchSession(QtCore.QObject):

@@ -61,8 +61,8 @@ class ScientificSpinBox(QtWidgets.QDoubleSpinBox):
 
 class TrainingForm(QtWidgets.QGroupBox):
     """Network, epochs, learning rate, batch size, momentum, optimizer, schedule, initialisation,
-    input size, augmentation, class balancing, dropout, attention loss, head-only epochs, seed
-    and folds; :meth:`config` reads them back."""
+    input size, adjacent slices (2.5-D), augmentation, class balancing, dropout, attention loss,
+    head-only epochs, seed and folds; :meth:`config` reads them back."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Hyper-parameters (paper defaults)", parent)
@@ -92,6 +92,14 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.input_size = self._spin(32, 1024, PAPER.input_size)
         self.input_size.setSingleStep(16)
         self.input_size.setSuffix(" px")
+        self.adjacent = self._spin(0, 20, PAPER.adjacent_slices)
+        self.adjacent.setSpecialValueText("off (2-D)")
+        self.adjacent.setPrefix("± ")
+        self.adjacent.setSuffix(" slice")
+        self.adjacent.setToolTip(
+            "2.5-D input: the slice and its neighbours this many slices apart as the three channels"
+            " (datasets of series only); off: the slice in every channel, as in the paper"
+        )
         self.augment = QtWidgets.QCheckBox("on")
         self.augment.setToolTip("random flips, small rotations, scales and shifts, intensity jitter")
         self.augment.setChecked(PAPER.augment is not None)
@@ -128,9 +136,9 @@ class TrainingForm(QtWidgets.QGroupBox):
         rows = (("Network", self.arch), ("Epochs", self.epochs), ("Learning rate", self.lr),
                 ("Batch size", self.batch_size), ("Momentum", self.momentum), ("Optimizer", self.optimizer),
                 ("LR schedule", self.schedule), ("Initialisation", self.init), ("Input size", self.input_size),
-                ("Augmentation", self.augment), ("Balance classes", self.balance), ("Dropout", self.dropout),
-                ("Attention loss", self.attention_loss), ("Head-only epochs", self.freeze_epochs),
-                ("Seed", self.seed), ("Folds", self.folds))  # fmt: skip
+                ("Adjacent slices", self.adjacent), ("Augmentation", self.augment), ("Balance classes", self.balance),
+                ("Dropout", self.dropout), ("Attention loss", self.attention_loss),
+                ("Head-only epochs", self.freeze_epochs), ("Seed", self.seed), ("Folds", self.folds))  # fmt: skip
         for label, widget in rows:
             form.addRow(label, widget)
         self.optimizer.currentTextChanged.connect(self._on_optimizer_changed)
@@ -157,7 +165,8 @@ class TrainingForm(QtWidgets.QGroupBox):
             PAPER, arch=str(self.arch.currentData()), epochs=self.epochs.value(), lr=self.lr.value(),
             batch_size=self.batch_size.value(), momentum=self.momentum.value(), optimizer=self.optimizer.currentText(),
             schedule=self.schedule.currentText(), init=str(self.init.currentData()),
-            input_size=self.input_size.value(), augment=Augment() if self.augment.isChecked() else None,
+            input_size=self.input_size.value(), adjacent_slices=self.adjacent.value(),
+            augment=Augment() if self.augment.isChecked() else None,
             balance=self.balance.isChecked(), seed=self.seed.value(), folds=self.folds.value(), device=device,
             attention_loss=self.attention_loss.value(), freeze_epochs=self.freeze_epochs.value(),
             dropout=None if self.dropout.value() < 0 else self.dropout.value(),

@@ -56,8 +56,9 @@ class RunFolder:
         attention = f", attention loss {cfg.attention_loss:g}" if cfg.attention_loss > 0 else ""
         frozen = f", head only for {cfg.freeze_epochs} epochs" if cfg.freeze_epochs else ""
         dropout = "" if cfg.dropout is None else f", dropout {cfg.dropout:g}"
+        slices = f", slices ±{cfg.adjacent_slices} as channels" if cfg.adjacent_slices else ""
         return (f"{cfg.arch}, {cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), "
-                f"batch {cfg.batch_size}, {cfg.input_size} px, init {init}"
+                f"batch {cfg.batch_size}, {cfg.input_size} px{slices}, init {init}"
                 f"{frozen}{augment}{dropout}{attention}{folds}")  # fmt: skip
 
 

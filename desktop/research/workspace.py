@@ -43,7 +43,11 @@ def _demo_defaults(data: Path | None, model: Path | None, job) -> dict[str, obje
     dataset = open_dataset(data)
     first = next((s for s in dataset.samples if s.label == 1), dataset.samples[0])
     image = dataset.load_image(first)
-    out["image"] = CurrentImage(first.id, image.pixels, image.unit)
+    series = dataset.series_of(first)
+    if series is None or first.frame is None:
+        out["image"] = CurrentImage(first.id, image.pixels, image.unit)
+    else:
+        out["image"] = CurrentImage(first.id, image.pixels, image.unit, series.slice, first.frame, len(series))
     return out
 
 

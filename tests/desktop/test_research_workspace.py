@@ -12,6 +12,7 @@ from PIL import Image
 from PySide6 import QtWidgets
 
 from core.datasets import open_dataset
+from core.preprocess import Preprocessing
 from desktop.research import PANELS
 
 
@@ -44,6 +45,9 @@ def test_viewer_slice_becomes_the_workspace_image(make_window, synth_root, train
     _settle(qtbot, workspace)
     assert workspace.session.image.name.endswith("slice 4")
     np.testing.assert_array_equal(workspace.session.image.pixels, window.series.slice(3))
+    stacked = workspace.session.image.model_input(Preprocessing(adjacent=1)).pixels  # what a 2.5-D model sees
+    np.testing.assert_array_equal(stacked, np.stack([window.series.slice(i) for i in (2, 3, 4)]))
+    assert workspace.session.image.model_input(Preprocessing()).pixels.shape == window.series.slice(3).shape
 
 
 def test_a_dataset_image_chosen_in_the_workspace_opens_in_the_viewer(make_window, train_root, tiny_model, qtbot):

@@ -209,6 +209,9 @@ def test_form_starts_at_the_paper_defaults_and_steps_learning_rate_1_2_5(panel):
     assert panel.form.arch.currentData() == "alexnet"
     panel.form.arch.setCurrentIndex(panel.form.arch.findData("resnet18"))
     assert panel.form.config().arch == "resnet18"
+    assert panel.form.adjacent.text() == "off (2-D)" and panel.form.config().adjacent_slices == 0
+    panel.form.adjacent.setValue(1)
+    assert panel.form.adjacent.text() == "± 1 slice" and panel.form.config().adjacent_slices == 1
     box = ScientificSpinBox()
     box.setValue(1e-4)
     seen = []
@@ -231,3 +234,4 @@ def test_run_summary_names_an_attention_loss_and_head_only_epochs(tmp_path):
     assert frozen.summary().endswith("init imagenet-if-available, head only for 2 epochs")
     assert RunFolder(tmp_path, 1, replace(TrainConfig(), dropout=0.0)).summary().endswith(", dropout 0")
     assert RunFolder(tmp_path, 1, replace(TrainConfig(), arch="resnet18")).summary().startswith("resnet18, 50 epochs")
+    assert "224 px, slices ±1 as channels, init" in RunFolder(tmp_path, 1, TrainConfig(adjacent_slices=1)).summary()
