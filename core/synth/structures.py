@@ -68,16 +68,19 @@ def stamp_tubes(
         near &= tubes.generation <= max_generation
     drawn = np.zeros(img.shape, dtype=bool)
     rows, cols = img.shape
-    row_index, col_index = np.arange(rows)[:, None], np.arange(cols)[None, :]
-    for (cx, cy, _), r in zip(tubes.centres[near], tubes.radii[near], strict=True):
-        c, rr = (cx - x0) / px, (cy - y0) / px
-        rp = max(r / px, 0.6)
-        r0, r1 = max(int(rr - rp), 0), min(int(rr + rp) + 2, rows)
-        c0, c1 = max(int(c - rp), 0), min(int(c + rp) + 2, cols)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        yy, xx = row_index[r0:r1], col_index[:, c0:c1]
-        drawn[r0:r1, c0:c1] |= (yy - rr) ** 2 + (xx - c) ** 2 <= rp**2
+    if near.any():  # every disc at once, each in a box from its top-left pixel as large as the largest
+        c = (tubes.centres[near, 0] - x0) / px
+        rr = (tubes.centres[near, 1] - y0) / px
+        rp = np.maximum(tubes.radii[near] / px, 0.6)
+        r0 = np.maximum((rr - rp).astype(np.int64), 0)
+        c0 = np.maximum((c - rp).astype(np.int64), 0)
+        span = int(np.ceil(2 * rp.max())) + 3
+        yy = (r0[:, None] + np.arange(span))[:, :, None]  # (n, span, 1)
+        xx = (c0[:, None] + np.arange(span))[:, None, :]  # (n, 1, span)
+        inside = (yy - rr[:, None, None]) ** 2 + (xx - c[:, None, None]) ** 2 <= (rp**2)[:, None, None]
+        inside &= (yy < rows) & (xx < cols)
+        n, i, j = np.nonzero(inside)
+        drawn[yy[n, i, 0], xx[n, 0, j]] = True
     drawn &= within
     img[drawn] = value
     return drawn
