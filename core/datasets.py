@@ -13,7 +13,8 @@ Layouts (detected from the folder's content):
 from __future__ import annotations
 
 import csv
-import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +107,26 @@ class Dataset:
         return read_mask_image(sample.mask)[0] > 0
 
 
-@functools.lru_cache(maxsize=4)
+STUDY_CACHE_BYTES = 512 << 20  # decoded voxels (float32) kept for recently used patients
+_studies: OrderedDict[Path, tuple[Study, int]] = OrderedDict()
+_studies_lock = threading.Lock()
+
+
 def _patient_study(folder: Path) -> Study:
-    return open_study(folder)
+    """The patient's study, opened once and kept while the recently used ones' volumes fit in
+    :data:`STUDY_CACHE_BYTES` (the last one always stays): a pass over a dataset of small
+    series (the synthetic patients) opens each patient once, big studies are let go."""
+    with _studies_lock:
+        if folder in _studies:
+            _studies.move_to_end(folder)
+            return _studies[folder][0]
+    study = open_study(folder)
+    size = sum(int(np.prod(series.shape)) * 4 for series in study.series)
+    with _studies_lock:
+        _studies[folder] = (study, size)
+        while len(_studies) > 1 and sum(n for _, n in _studies.values()) > STUDY_CACHE_BYTES:
+            _studies.popitem(last=False)
+    return study
 
 
 def _images(folder: Path) -> list[Path]:

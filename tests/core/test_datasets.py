@@ -86,3 +86,24 @@ def test_real_semiseg_masks():
     assert len(data.samples) == 50
     mask = data.load_mask(data.samples[0])
     assert mask.shape == data.load_image(data.samples[0]).pixels.shape
+
+
+def test_patients_are_opened_once_per_pass_and_big_studies_let_go(synth_root, monkeypatch):
+    import core.datasets as datasets
+
+    opened = []
+    real_open = datasets.open_study
+    monkeypatch.setattr(datasets, "open_study", lambda folder: opened.append(folder) or real_open(folder))
+    monkeypatch.setattr(datasets, "_studies", datasets.OrderedDict())
+    data = open_dataset(synth_root)
+    for _ in range(2):
+        for sample in data.samples:
+            data.load_image(sample)
+            data.load_mask(sample)
+    assert sorted(opened) == sorted({s.path for s in data.samples})  # each patient once over both passes
+    monkeypatch.setattr(datasets, "STUDY_CACHE_BYTES", 1)  # nothing fits: only the last one stays
+    monkeypatch.setattr(datasets, "_studies", datasets.OrderedDict())
+    opened.clear()
+    for sample in data.samples:
+        data.load_image(sample)
+    assert len(opened) == len({s.path for s in data.samples}) and len(datasets._studies) == 1
