@@ -19,15 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--lesion-scale", type=float, default=1.0, help="lesion size multiplier (default 1)")
     p.add_argument("--twins", action="store_true",
                    help="also write each lesion patient's healthy twin (same anatomy and noise) as <id>T")  # fmt: skip
+    p.add_argument("--healthy-every", type=int, default=2, metavar="N",
+                   help="every N-th patient is healthy, the others have lesions (default 2: every other)")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.patients < 1 or args.slices < 4 or args.size < 64 or args.size % 2 or not 0 < args.lesion_scale <= 3:
-        raise SystemExit(
-            "ctlens synth: need --patients >= 1, --slices >= 4, an even --size >= 64, 0 < --lesion-scale <= 3"
-        )
-    spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale, args.twins)
+    if (args.patients < 1 or args.slices < 4 or args.size < 64 or args.size % 2 or not 0 < args.lesion_scale <= 3
+            or args.healthy_every < 1):  # fmt: skip
+        raise SystemExit("ctlens synth: need --patients >= 1, --slices >= 4, an even --size >= 64, "
+                         "0 < --lesion-scale <= 3, --healthy-every >= 1")  # fmt: skip
+    spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale, args.twins,
+                     args.healthy_every)  # fmt: skip
     labels = synthesize(args.out, spec, progress=ProgressBar("synth"))
     print(f"wrote {args.patients} patient(s) to {args.out} (labels: {labels})")
     return 0

@@ -33,15 +33,16 @@ class SynthSpec:
     size: int = 512
     lesion_scale: float = 1.0  # lesion size multiplier (1 = 20-38 mm semi-axes)
     twins: bool = False  # also write each lesion patient's healthy twin as patient "<id>T"
+    healthy_every: int = 2  # every n-th patient is healthy (the 2nd, 4th, ... for 2), the others have lesions
 
 
 def patient_id(index: int) -> str:
     return f"SYN{index + 1:03d}"
 
 
-def has_lesions(index: int) -> bool:
-    """Every other patient (the first included) has lesions; the rest are healthy."""
-    return index % 2 == 0
+def has_lesions(index: int, healthy_every: int = 2) -> bool:
+    """Patient ``index`` (0-based) has lesions unless it is an ``healthy_every``-th one."""
+    return index % healthy_every != healthy_every - 1
 
 
 def synthesize(
@@ -63,7 +64,7 @@ def synthesize(
             raise Cancelled("synthesis cancelled")
         pid = patient_id(i)
         rng = np.random.default_rng(seeds[i])
-        n_lesions = int(rng.integers(2, 5)) if has_lesions(i) else 0
+        n_lesions = int(rng.integers(2, 5)) if has_lesions(i, spec.healthy_every) else 0
         vol = render_patient(rng, spec.slices, n_lesions=n_lesions, size=spec.size, lesion_scale=spec.lesion_scale,
                              healthy_twin=spec.twins and n_lesions > 0)  # fmt: skip
         folder = out / pid

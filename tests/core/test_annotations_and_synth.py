@@ -10,7 +10,7 @@ import pydicom
 from PIL import Image
 
 from core.io.study import open_study
-from core.synth.study import SynthSpec, synthesize
+from core.synth.study import SynthSpec, has_lesions, synthesize
 
 
 def test_synthetic_study_is_valid_ct_with_geometry(synth_root):
@@ -115,6 +115,12 @@ def test_synth_twins_are_extra_negative_patients(tmp_path):
     assert twins and all(r["label"] == "0" for r in twins)
     assert not any(r["patient"] == "SYN002T" for r in rows)  # healthy patients have no twin
     assert not (tmp_path / "SYN001T" / "lesions.seg.dcm").exists()
+
+
+def test_every_nth_patient_is_healthy():
+    assert [has_lesions(i) for i in range(4)] == [True, False, True, False]
+    assert [has_lesions(i, 4) for i in range(8)] == [True, True, True, False] * 2
+    assert not any(has_lesions(i, 1) for i in range(3))
 
 
 def test_load_annotation_by_content_with_one_line_errors(synth_root, tmp_path):

@@ -80,6 +80,11 @@ def test_synth_command(tmp_path, capsys):
     code = main(["synth", "--out", str(tmp_path / "t"), "--patients", "1", "--slices", "6", "--size", "64",
                  "--lesion-scale", "1.5", "--twins"])  # fmt: skip
     assert code == 0 and len(list((tmp_path / "t" / "SYN001T" / "CT").glob("*.dcm"))) == 6
+    code = main(["synth", "--out", str(tmp_path / "u"), "--patients", "2", "--slices", "4", "--size", "64",
+                 "--healthy-every", "3"])  # fmt: skip
+    assert code == 0 and (tmp_path / "u" / "SYN002" / "lesions.seg.dcm").is_file()  # every 3rd is healthy
+    with pytest.raises(SystemExit, match="--healthy-every >= 1"):
+        main(["synth", "--out", str(tmp_path / "v"), "--healthy-every", "0"])
 
 
 def test_python_dash_m_desktop_help_needs_no_display():
