@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.explain.hooks import eval_mode, get_layer, gradient_source, output_capture
-from core.explain.summed_head import channel_weights, first_linear, summed_weight
+from core.explain.summed_head import channel_weights, first_linear, plain_tail, summed_weight, tail_gradient
 from core.explain.targets import Target, per_sample_scores
 from core.model.build import cam_layer
 from core.preprocess import resize_maps
@@ -83,20 +83,24 @@ class GradCAM(BaseCAM):
 
     def __call__(self, inputs: torch.Tensor, targets: Target | Sequence[Target] | None = None) -> CamResult:
         """As :class:`BaseCAM`, through the summed first linear layer where the network allows it
-        (:mod:`core.explain.summed_head`): the same maps, without its backward pass."""
-        with eval_mode(self.model):
-            linear = first_linear(self.model, self.layer)
-        if linear is None:
-            return super().__call__(inputs, targets)
-        with gradient_source(self.model, linear) as head, output_capture(self.model, self.layer) as captured:
-            logits = self.model(inputs)
-            assert head.activation is not None and captured.activation is not None
-            (grads,) = torch.autograd.grad(per_sample_scores(logits, targets).sum(), head.activation)
-            with torch.no_grad():
+        (:mod:`core.explain.summed_head`): the same maps, without a backward pass."""
+        model = self.model
+        with eval_mode(model):
+            linear = first_linear(model, self.layer)
+            tail = None if linear is None else plain_tail(model, linear)
+            if linear is None or tail is None:
+                return super().__call__(inputs, targets)
+            head = int(linear.rpartition(".")[2]) + 1
+            with torch.no_grad(), output_capture(model, self.layer) as captured:  # AlexNet's and VGG's forward
+                pooled = torch.flatten(model.avgpool(model.features(inputs)), 1)  # type: ignore[operator]
+                z = model.classifier[:head](pooled)  # type: ignore[index,operator]
+                assert captured.activation is not None
                 activations = captured.activation
-                summed = summed_weight(get_layer(self.model, linear), activations.shape[1])  # type: ignore[arg-type]
+            logits, grads = tail_gradient(tail, z, targets)
+            with torch.no_grad():
+                summed = summed_weight(get_layer(model, linear), activations.shape[1])  # type: ignore[arg-type]
                 maps = torch.relu((channel_weights(grads, summed, activations) * activations).sum(1))
-        return CamResult(maps.float().cpu().numpy(), logits.detach().float().cpu().numpy())
+        return CamResult(maps.float().cpu().numpy(), logits.float().cpu().numpy())
 
 
 class GradCAMPlusPlus(BaseCAM):

