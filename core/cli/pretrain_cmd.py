@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
     p.add_argument("--queue", type=int, default=d.queue_size, help="negative keys kept (at most half the images)")
     p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--bn-groups", type=int, default=d.bn_groups,
+                   help="trunks with batch norm: encode queries and shuffled keys in N sub-batches (1: off)")
     p.add_argument("--slice-step", type=int, default=d.slice_step, help="use every n-th slice of a volume")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = PretrainConfig(
         arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         temperature=args.temperature, queue_size=args.queue, input_size=args.input_size,
-        slice_step=args.slice_step, seed=args.seed, device=args.device,
+        bn_groups=args.bn_groups, slice_step=args.slice_step, seed=args.seed, device=args.device,
     )  # fmt: skip
     try:
         result = pretrain(args.data, args.out, cfg, resume=args.resume, reading=ProgressBar("read"),

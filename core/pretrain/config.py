@@ -34,6 +34,7 @@ class PretrainConfig:
     hidden_dim: int = 512
     proj_dim: int = 128
     input_size: int = 128
+    bn_groups: int = 4  # trunks with batch norm: MoCo's shuffling BN over this many sub-batches (1: off)
     slice_step: int = 1  # every n-th slice of a volume (neighbouring CT slices are near-duplicates)
     augment: ViewAugment = field(default_factory=ViewAugment)
     seed: int = 0
@@ -45,6 +46,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data.setdefault("bn_groups", 1)  # runs from before shuffling BN resume as they ran
         if "augment" in data:
             aug: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data["augment"].items()}
             data["augment"] = ViewAugment(**aug)

@@ -76,7 +76,8 @@ def _build(cfg: PretrainConfig, images: torch.Tensor, prep: Preprocessing, devic
     batch = min(cfg.batch_size, len(images))
     moco = MoCo(Trunk(classifier).to(device), input_size=cfg.input_size, hidden_dim=cfg.hidden_dim,
                 proj_dim=cfg.proj_dim, queue_size=min(cfg.queue_size, max(batch, len(images) // 2)),
-                temperature=cfg.temperature, key_momentum=cfg.key_momentum).to(device)  # fmt: skip
+                temperature=cfg.temperature, key_momentum=cfg.key_momentum, bn_groups=cfg.bn_groups,
+                ).to(device)  # fmt: skip
     if fresh and init_desc.startswith("scratch"):
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed))[:64]
         lsuv_(moco.query, model_input(images[pick.to(images.device)].float() / 255, prep))
@@ -133,7 +134,7 @@ def _train_epoch(moco: MoCo, optimizer: torch.optim.Optimizer, images: torch.Ten
         x = images[order[step * batch : (step + 1) * batch]].float() / 255
         view_q = model_input(random_view(x, cfg.augment, generator), prep)
         view_k = model_input(random_view(x, cfg.augment, generator), prep)
-        loss, top1 = moco(view_q, view_k)
+        loss, top1 = moco(view_q, view_k, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

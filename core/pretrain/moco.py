@@ -7,9 +7,15 @@ queue of keys from earlier batches, encoded by a slowly moving momentum copy of 
 so there are ~1k negatives at any batch size; only the query branch is back-propagated, so a
 step costs about two thirds of a SimCLR step. Self-Trans (He et al. 2020, "Sample-Efficient
 Deep Learning for COVID-19 Diagnosis Based on CT Scans") used MoCo on CT slices for the same
-purpose: pretraining before fine-tuning on COVID-CT. AlexNet has no batch normalisation, so
-MoCo's shuffling BN trick is not needed (architectures with BN would leak batch statistics
-between query and key; use them with care).
+purpose: pretraining before fine-tuning on COVID-CT.
+
+Shuffling BN (He et al. 2020, §3.3): a trunk with batch normalisation would let a query and its
+positive key share batch statistics — a signal that tells the pair apart from the queue without
+learning anything about the image — so MoCo encodes queries and keys on separate GPUs, the keys
+shuffled across them. Here, in one process, such a trunk encodes queries and keys in
+``bn_groups`` sub-batches each, the keys shuffled before they are split, so a query's
+statistics and its key's come from different sets of images. AlexNet has no batch
+normalisation and is encoded in one batch.
 
 The encoder is the classifier's trunk (:class:`Trunk`: AlexNet/VGG ``features`` + global
 average pooling, or a ResNet-like network without its last layer) and a two-layer MLP
@@ -24,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.explain.hooks import eval_mode
 from core.model.build import drop_head
 
 
@@ -58,9 +65,11 @@ class Trunk(nn.Module):
 
 @torch.no_grad()
 def feature_dim(trunk: Trunk, input_size: int) -> int:
-    """Width of the trunk's output for a 3-channel ``input_size`` image."""
+    """Width of the trunk's output for a 3-channel ``input_size`` image (probed in eval mode, so
+    batch norm's running statistics stay untouched)."""
     device = next(trunk.parameters()).device
-    return int(trunk(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1])
+    with eval_mode(trunk):
+        return int(trunk(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1])
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -81,8 +90,10 @@ class MoCo(nn.Module):
     queue_ptr: torch.Tensor
 
     def __init__(self, trunk: Trunk, *, input_size: int, hidden_dim: int, proj_dim: int, queue_size: int,
-                 temperature: float, key_momentum: float) -> None:  # fmt: skip
+                 temperature: float, key_momentum: float, bn_groups: int = 1) -> None:  # fmt: skip
         super().__init__()
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in trunk.modules())
+        self.bn_groups = max(1, bn_groups) if has_bn else 1
         head = nn.Sequential(nn.Linear(feature_dim(trunk, input_size), hidden_dim), nn.ReLU(),
                              nn.Linear(hidden_dim, proj_dim))  # fmt: skip
         self.query = nn.Sequential(trunk, head)
@@ -114,17 +125,30 @@ class MoCo(nn.Module):
         self.queue[:, index] = keys.T.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
 
-    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, net: nn.Module, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+        """``net(x)`` in ``bn_groups`` sub-batches, split after reordering by ``order`` and put back."""
+        if self.bn_groups == 1 or len(x) < 2 * self.bn_groups:
+            return net(x)
+        if order is None:
+            return torch.cat([net(part) for part in x.chunk(self.bn_groups)])
+        out = torch.cat([net(part) for part in x[order].chunk(self.bn_groups)])
+        return out[torch.argsort(order)]
+
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator: torch.Generator | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Mean InfoNCE loss and the fraction of queries whose positive scores highest.
 
         As in MoCo's reference code, the key encoder takes its momentum step (towards the query
         encoder as the last optimiser step left it) before encoding the keys, and the keys join
-        the queue afterwards.
+        the queue afterwards. ``generator`` draws the keys' shuffle (trunks with batch norm only).
         """
-        q = F.normalize(self.query(view_q), dim=1)
+        q = F.normalize(self._encode(self.query, view_q), dim=1)
         with torch.no_grad():
             self.update_key_encoder()
-            k = F.normalize(self.key(view_k), dim=1)
+            order = None
+            if self.bn_groups > 1:
+                order = torch.randperm(len(view_k), generator=generator).to(view_k.device)
+            k = F.normalize(self._encode(self.key, view_k, order), dim=1)
         logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
         target = torch.zeros(len(q), dtype=torch.long, device=q.device)
         loss = F.cross_entropy(logits, target)

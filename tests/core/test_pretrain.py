@@ -24,7 +24,7 @@ from core.preprocess import Preprocessing
 from core.pretrain.augment import ViewAugment, gaussian_blur, random_view
 from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.loop import pretrain
-from core.pretrain.moco import info_nce
+from core.pretrain.moco import MoCo, Trunk, info_nce
 from core.pretrain.probe import linear_probe
 from core.pretrain.unlabeled import read_unlabeled
 from core.train.config import TrainConfig
@@ -64,6 +64,41 @@ def test_info_nce_logits_by_hand():
     queue = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # two negative keys as columns: (0, 1) and (-1, 0)
     logits = info_nce(q, k, queue, temperature=0.5)
     assert logits[0].tolist() == pytest.approx([1.2, 0.0, -2.0])
+
+
+def _moco(arch: str, size: int) -> MoCo:
+    return MoCo(Trunk(build_classifier(arch)), input_size=size, hidden_dim=16, proj_dim=8, queue_size=32,
+                temperature=0.2, key_momentum=0.99, bn_groups=4)  # fmt: skip
+
+
+def test_shuffling_bn_encodes_queries_and_shuffled_keys_in_sub_batches():
+    torch.manual_seed(0)
+    assert _moco("alexnet", 64).bn_groups == 1  # no batch norm: one batch
+    moco = _moco("resnet18", 32)
+    assert moco.bn_groups == 4
+    assert moco.trunk.net.bn1.num_batches_tracked == 0  # sizing the head ran nothing through batch norm
+    seen: dict[str, list[list[float]]] = {"query": [], "key": []}
+    for name, images in seen.items():
+        getattr(moco, name).register_forward_pre_hook(lambda _m, args, images=images: images.append(
+            args[0][:, 0, 0, 0].tolist()))  # fmt: skip
+    x = torch.arange(16.0)[:, None, None, None].expand(16, 3, 32, 32).contiguous()  # image i is all i
+    moco.train()
+    loss, _ = moco(x, x, torch.Generator().manual_seed(1))
+    assert torch.isfinite(loss)
+    assert seen["query"] == [[4.0 * g + i for i in range(4)] for g in range(4)]
+    assert len(seen["key"]) == 4 and sorted(sum(seen["key"], [])) == [float(i) for i in range(16)]
+    assert not {tuple(sorted(k)) for k in seen["key"]} & {tuple(q) for q in seen["query"]}
+    moco.eval()  # running statistics: each output depends on its own image only, so the keys came back in order
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(moco._encode(moco.key, x, order), moco.key(x), atol=1e-5, rtol=1e-4)
+
+
+def test_runs_from_before_shuffling_bn_resume_without_it():
+    stored = PretrainConfig(arch="resnet18").to_dict()
+    assert PretrainConfig.from_dict(stored).bn_groups == 4
+    del stored["bn_groups"]
+    assert PretrainConfig.from_dict(stored).bn_groups == 1
 
 
 def test_views_are_seeded_in_range_and_differ():
