@@ -90,7 +90,7 @@ class GradCAM(BaseCAM):
             tail = None if linear is None else plain_tail(model, linear)
             if linear is None or tail is None:
                 return super().__call__(inputs, targets)
-            head = int(linear.rpartition(".")[2]) + 1
+            head = len(model.classifier) - len(tail)  # type: ignore[arg-type]  # up to and with `linear`
             with torch.no_grad(), output_capture(model, self.layer) as captured:  # AlexNet's and VGG's forward
                 pooled = torch.flatten(model.avgpool(model.features(inputs)), 1)  # type: ignore[operator]
                 z = model.classifier[:head](pooled)  # type: ignore[index,operator]

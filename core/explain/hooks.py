@@ -48,8 +48,8 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """``model`` and all its modules in eval mode inside, each module's own mode restored after;
-    nothing is touched when all are in eval mode already (walking them costs ~1.5 ms on AlexNet,
-    which a batch-1 Grad-CAM would pay twice)."""
+    nothing is set when all are in eval mode already (on AlexNet, reading the flags costs ~15 µs,
+    setting and restoring them ~110 µs, which a batch-1 Grad-CAM would pay twice)."""
     modules = list(model.modules())
     was_training = [m.training for m in modules]
     if any(was_training):

@@ -126,7 +126,8 @@ class MoCo(nn.Module):
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
 
     def _encode(self, net: nn.Module, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
-        """``net(x)`` in ``bn_groups`` sub-batches, split after reordering by ``order`` and put back."""
+        """``net(x)`` in ``bn_groups`` sub-batches, split after reordering by ``order`` and put back;
+        in one batch when there are fewer than two images per sub-batch."""
         if self.bn_groups == 1 or len(x) < 2 * self.bn_groups:
             return net(x)
         if order is None:
