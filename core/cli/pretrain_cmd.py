@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--bn-groups", type=int, default=d.bn_groups,
                    help="trunks with batch norm: encode queries and shuffled keys in N sub-batches (1: off)")
     p.add_argument("--slice-step", type=int, default=d.slice_step, help="use every n-th slice of a volume")
+    p.add_argument("--group-by-name", action="store_true",
+                   help="image files in a folder whose names differ only in a trailing number are slices of one "
+                        "volume (for --slice-step, and a query's negatives leave out its own volume)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (DATA may be left out)")
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = PretrainConfig(
         arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         temperature=args.temperature, queue_size=args.queue, input_size=args.input_size,
-        bn_groups=args.bn_groups, slice_step=args.slice_step, seed=args.seed, device=args.device,
+        bn_groups=args.bn_groups, slice_step=args.slice_step, group_by_name=args.group_by_name,
+        seed=args.seed, device=args.device,
     )  # fmt: skip
     try:
         result = pretrain(args.data, args.out, cfg, resume=args.resume, reading=ProgressBar("read"),

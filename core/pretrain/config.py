@@ -36,6 +36,8 @@ class PretrainConfig:
     input_size: int = 128
     bn_groups: int = 4  # trunks with batch norm: MoCo's shuffling BN over this many sub-batches (1: off)
     slice_step: int = 1  # every n-th slice of a volume (neighbouring CT slices are near-duplicates)
+    group_by_name: bool = False  # image files named <volume><number> are slices of one volume
+    exclude_same_volume: bool = True  # a query's negatives leave out keys from its own volume
     augment: ViewAugment = field(default_factory=ViewAugment)
     seed: int = 0
     device: str = "auto"
@@ -46,7 +48,8 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        data.setdefault("bn_groups", 1)  # runs from before shuffling BN resume as they ran
+        data.setdefault("bn_groups", 1)  # runs from before shuffling BN or volume-aware negatives resume as they ran
+        data.setdefault("exclude_same_volume", False)
         if "augment" in data:
             aug: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data["augment"].items()}
             data["augment"] = ViewAugment(**aug)

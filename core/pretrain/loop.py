@@ -106,7 +106,9 @@ def _load(run: Path, moco: MoCo, optimizer: torch.optim.Optimizer, device: torch
         with safe_open(str(path), framework="pt") as fh:
             meta = dict(fh.metadata() or {})
         tensors = load_file(str(path), device=str(device))
-        moco.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("moco.")}, strict=True)
+        state = {k[5:]: v for k, v in tensors.items() if k.startswith("moco.")}
+        state.setdefault("queue_volume", moco.queue_volume)  # saved before volume-aware negatives
+        moco.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise CTLensError(f"{path}: cannot resume; it does not fit this network or these images ({first})") from exc
@@ -118,10 +120,11 @@ def _load(run: Path, moco: MoCo, optimizer: torch.optim.Optimizer, device: torch
     return int(meta["epoch"]), meta.get("init", "")
 
 
-def _train_epoch(moco: MoCo, optimizer: torch.optim.Optimizer, images: torch.Tensor, cfg: PretrainConfig,
-                 prep: Preprocessing, epoch: int, progress: Progress | None,
+def _train_epoch(moco: MoCo, optimizer: torch.optim.Optimizer, images: torch.Tensor, volumes: torch.Tensor | None,
+                 cfg: PretrainConfig, prep: Preprocessing, epoch: int, progress: Progress | None,
                  cancel: Callable[[], bool] | None) -> tuple[float, float]:  # fmt: skip
-    """One seeded pass over the images in full batches; mean loss and instance accuracy."""
+    """One seeded pass over the images in full batches; mean loss and instance accuracy. ``volumes``
+    (one per image) keeps a query's own volume out of its negatives."""
     generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     batch = min(cfg.batch_size, len(images))
     steps = len(images) // batch
@@ -131,10 +134,11 @@ def _train_epoch(moco: MoCo, optimizer: torch.optim.Optimizer, images: torch.Ten
     for step in range(steps):
         if cancel is not None and cancel():
             raise Cancelled(f"pretraining cancelled in epoch {epoch + 1}; epochs 1-{epoch} are saved")
-        x = images[order[step * batch : (step + 1) * batch]].float() / 255
+        pick = order[step * batch : (step + 1) * batch]
+        x = images[pick].float() / 255
         view_q = model_input(random_view(x, cfg.augment, generator), prep)
         view_k = model_input(random_view(x, cfg.augment, generator), prep)
-        loss, top1 = moco(view_q, view_k, generator)
+        loss, top1 = moco(view_q, view_k, generator, None if volumes is None else volumes[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -145,10 +149,12 @@ def _train_epoch(moco: MoCo, optimizer: torch.optim.Optimizer, images: torch.Ten
 
 
 def _card(cfg: PretrainConfig, prep: Preprocessing, init_desc: str, sources: list[str],
-          data: UnlabeledImages, moco: MoCo) -> ModelCard:  # fmt: skip
+          data: UnlabeledImages, moco: MoCo, volume_aware: bool) -> ModelCard:  # fmt: skip
     return ModelCard(cfg.arch, (), prep, init=init_desc, kind="backbone", training_data={
         "method": METHOD, "sources": sources, "images": len(data.images), "image_files": data.image_files,
-        "volume_slices": data.volume_slices, "slice_step": cfg.slice_step, "epochs": cfg.epochs,
+        "volume_slices": data.volume_slices, "volumes": int(data.volumes.max()) + 1,
+        "group_by_name": cfg.group_by_name, "same_volume_negatives_excluded": volume_aware,
+        "slice_step": cfg.slice_step, "epochs": cfg.epochs,
         "batch_size": min(cfg.batch_size, len(data.images)), "queue": int(moco.queue.shape[1]),
         "temperature": cfg.temperature, "key_momentum": cfg.key_momentum, "seed": cfg.seed,
     })  # fmt: skip
@@ -171,12 +177,15 @@ def pretrain(
     cfg, source_list = _settings(run, cfg, sources, resume)
     device = pick_device(cfg.device)
     prep = Preprocessing(input_size=cfg.input_size)
-    data = read_unlabeled(source_list, prep, slice_step=cfg.slice_step, progress=reading, cancel=cancel)
+    data = read_unlabeled(source_list, prep, slice_step=cfg.slice_step, group_by_name=cfg.group_by_name,
+                          progress=reading, cancel=cancel)  # fmt: skip
     for warning in data.warnings:
         log.warning("%s", warning)
     if len(data.images) < 2:
         raise CTLensError(f"{', '.join(source_list)}: contrastive pretraining needs at least 2 images")
     images = data.images.to(device)
+    volume_aware = cfg.exclude_same_volume and int(data.volumes.max()) > 0  # one volume: it would leave no negatives
+    volumes = data.volumes.to(device) if volume_aware else None
     moco, init_desc = _build(cfg, images, prep, device, fresh=not resume)
     optimizer = torch.optim.SGD(moco.query.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, fused=fused_optimizer(device))  # fmt: skip
@@ -187,13 +196,13 @@ def pretrain(
         start, records = 0, []
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "config.json", json.dumps({**cfg.to_dict(), "sources": source_list}, indent=2) + "\n")
-    card = _card(cfg, prep, init_desc, source_list, data, moco)
+    card = _card(cfg, prep, init_desc, source_list, data, moco, volume_aware)
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss, acc = _train_epoch(moco, optimizer, images, cfg, prep, epoch, progress, cancel)
+        loss, acc = _train_epoch(moco, optimizer, images, volumes, cfg, prep, epoch, progress, cancel)
         record = PretrainRecord(epoch + 1, lr, time.perf_counter() - t0, loss, acc)
         records.append(record)
         history.append(run / "history.jsonl", record)

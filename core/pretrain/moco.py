@@ -17,6 +17,14 @@ shuffled across them. Here, in one process, such a trunk encodes queries and key
 statistics and its key's come from different sets of images. AlexNet has no batch
 normalisation and is encoded in one batch.
 
+Negatives from the query's own volume: neighbouring CT slices are near-duplicates, and a queue
+filled from a few volumes holds many keys of the query's own scan, which instance
+discrimination then pushes apart from it as if they were other images. Given the volume of each
+image, the queue remembers the volume of each key and leaves a query's same-volume keys out of
+its negatives — false-negative elimination (Huynh et al., WACV 2022) with the volume as the
+known source of false negatives, as Chaitanya et al. (NeurIPS 2020) used the volumes of MRI
+and CT data to choose positives and negatives for contrastive pretraining.
+
 The encoder is the classifier's trunk (:class:`Trunk`: AlexNet/VGG ``features`` + global
 average pooling, or a ResNet-like network without its last layer) and a two-layer MLP
 projection head (MoCo v2); only the trunk's weights are kept for fine-tuning.
@@ -72,14 +80,18 @@ def feature_dim(trunk: Trunk, input_size: int) -> int:
         return int(trunk(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1])
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float,
+             excluded: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """InfoNCE logits (B, 1 + K): each query's positive key first, then the queue's negatives.
 
-    ``q``, ``k``: (B, D) L2-normalised; ``queue``: (D, K) L2-normalised columns. The loss is the
+    ``q``, ``k``: (B, D) L2-normalised; ``queue``: (D, K) L2-normalised columns; ``excluded``:
+    (B, K) bool, negatives left out of a query's row (their logit is -inf). The loss is the
     cross-entropy of these logits with target 0 (van den Oord et al. 2018; He et al. 2020, Eq. 1).
     """
     positive = (q * k).sum(dim=1, keepdim=True)
     negative = q @ queue
+    if excluded is not None:
+        negative = negative.masked_fill(excluded, float("-inf"))
     return torch.cat([positive, negative], dim=1) / temperature
 
 
@@ -87,6 +99,7 @@ class MoCo(nn.Module):
     """Query encoder (trained), key encoder (momentum copy) and the queue of negative keys."""
 
     queue: torch.Tensor
+    queue_volume: torch.Tensor
     queue_ptr: torch.Tensor
 
     def __init__(self, trunk: Trunk, *, input_size: int, hidden_dim: int, proj_dim: int, queue_size: int,
@@ -102,6 +115,7 @@ class MoCo(nn.Module):
             p.requires_grad_(False)
         self.temperature, self.key_momentum = temperature, key_momentum
         self.register_buffer("queue", F.normalize(torch.randn(proj_dim, queue_size), dim=0))
+        self.register_buffer("queue_volume", torch.full((queue_size,), -1, dtype=torch.long))  # -1: no volume
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     @property
@@ -117,12 +131,13 @@ class MoCo(nn.Module):
             pk.mul_(self.key_momentum).add_(pq.detach(), alpha=1 - self.key_momentum)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest keys of the ring buffer by ``keys`` (B, D)."""
+    def enqueue(self, keys: torch.Tensor, volumes: torch.Tensor | None = None) -> None:
+        """Replace the oldest keys of the ring buffer by ``keys`` (B, D) from ``volumes`` (B,)."""
         size = self.queue.shape[1]
         keys = keys[-size:]
         index = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % size
         self.queue[:, index] = keys.T.to(self.queue.dtype)
+        self.queue_volume[index] = -1 if volumes is None else volumes[-size:].to(self.queue_volume.device)
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
 
     def _encode(self, net: nn.Module, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,8 +151,11 @@ class MoCo(nn.Module):
         return out[torch.argsort(order)]
 
     def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator: torch.Generator | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                volumes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Mean InfoNCE loss and the fraction of queries whose positive scores highest.
+
+        ``volumes`` (B,), the volume of each image (>= 0), leaves the queued keys of a query's own
+        volume out of its negatives; without it every queued key is a negative.
 
         As in MoCo's reference code, the key encoder takes its momentum step (towards the query
         encoder as the last optimiser step left it) before encoding the keys, and the keys join
@@ -150,9 +168,10 @@ class MoCo(nn.Module):
             if self.bn_groups > 1:
                 order = torch.randperm(len(view_k), generator=generator).to(view_k.device)
             k = F.normalize(self._encode(self.key, view_k, order), dim=1)
-        logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
+        excluded = None if volumes is None else self.queue_volume[None, :] == volumes[:, None]
+        logits = info_nce(q, k, self.queue.clone().detach(), self.temperature, excluded)
         target = torch.zeros(len(q), dtype=torch.long, device=q.device)
         loss = F.cross_entropy(logits, target)
         top1 = (logits.argmax(dim=1) == 0).float().mean()
-        self.enqueue(k)
+        self.enqueue(k, volumes)
         return loss, top1.detach()

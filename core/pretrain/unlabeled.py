@@ -6,11 +6,17 @@ left out by it), and every ``slice_step``-th slice of each series is used. Each 
 windowed like a training image (:func:`core.preprocess.display_values`, HU through the lung
 window), resized to the input size and kept as uint8, like :func:`core.train.tensors.cache_images`.
 Labels, masks and layout files are ignored: nothing here needs to know a diagnosis.
+
+Every slice also gets the number of the volume it came from: one per DICOM/NIfTI series and,
+with ``group_by_name``, one per run of image files in a folder whose names differ only in a
+trailing number (``case7_012.png``, ``case7_013.png``: slices exported from one scan, ordered by
+that number, thinned by ``slice_step`` like a series). Any other image file is a volume of its own.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,11 +32,13 @@ from core.io.study import open_study
 from core.preprocess import Preprocessing, display_values, resize_maps
 
 Progress = Callable[[int, int], None]
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
 @dataclass(frozen=True)
 class UnlabeledImages:
     images: torch.Tensor  # uint8 (N, 1, S, S), display values x 255
+    volumes: torch.Tensor  # int64 (N,): which volume each slice came from, numbered from 0
     image_files: int  # how many came from image files
     volume_slices: int  # how many from DICOM / NIfTI series
     warnings: tuple[str, ...]
@@ -57,6 +65,21 @@ def list_files(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
     return files
 
 
+def name_volumes(files: Sequence[Path], slice_step: int) -> list[list[Path]]:
+    """Image files grouped into volumes by folder and name without its trailing number, each
+    ordered by that number and thinned to every ``slice_step``-th; unnumbered files stand alone."""
+    runs: dict[tuple[Path, str], list[tuple[int, Path]]] = defaultdict(list)
+    alone: list[list[Path]] = []
+    for path in files:
+        match = _NUMBERED.match(path.stem)
+        if match is None:
+            alone.append([path])
+        else:
+            runs[(path.parent, match.group(1).rstrip(" _-."))].append((int(match.group(2)), path))
+    volumes = [[p for _, p in sorted(run)][::slice_step] for run in runs.values()]
+    return volumes + alone
+
+
 def _to_uint8(pixels: np.ndarray, unit: str, prep: Preprocessing) -> torch.Tensor:
     size = (prep.input_size, prep.input_size)
     values = torch.from_numpy(np.ascontiguousarray(display_values(pixels, unit, prep.window)))
@@ -64,8 +87,8 @@ def _to_uint8(pixels: np.ndarray, unit: str, prep: Preprocessing) -> torch.Tenso
 
 
 def _volume_slices(files: list[Path], prep: Preprocessing, slice_step: int,
-                   warnings: list[str]) -> Iterator[torch.Tensor]:  # fmt: skip
-    """Slices of the DICOM/NIfTI series in one group's ``files`` (its study is dropped afterwards)."""
+                   warnings: list[str]) -> Iterator[list[torch.Tensor]]:  # fmt: skip
+    """The slices of each DICOM/NIfTI series in one group's ``files`` (its study is dropped afterwards)."""
     try:
         study = open_study(files)
     except StudyReadError as exc:
@@ -73,11 +96,13 @@ def _volume_slices(files: list[Path], prep: Preprocessing, slice_step: int,
         return
     warnings.extend(study.warnings)
     for series in study.series:
+        slices = []
         for index in range(0, len(series), slice_step):
             try:
-                yield _to_uint8(np.asarray(series.slice(index)), series.info.unit, prep)
+                slices.append(_to_uint8(np.asarray(series.slice(index)), series.info.unit, prep))
             except (StudyReadError, OSError, ValueError) as exc:
                 warnings.append(f"{series.info.description} slice {index}: {exc}")
+        yield slices
 
 
 def read_unlabeled(
@@ -85,42 +110,63 @@ def read_unlabeled(
     prep: Preprocessing,
     *,
     slice_step: int = 1,
+    group_by_name: bool = False,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> UnlabeledImages:
-    """All readable slices under ``paths`` as uint8 (N, 1, S, S); unreadable files become warnings.
+    """All readable slices under ``paths`` as uint8 (N, 1, S, S) with their volumes (see the module
+    docstring); unreadable files become warnings.
 
     Raises CTLensError when nothing readable is found.
     """
+    step = max(1, slice_step)
     files = list_files([Path(p) for p in paths])
     warnings: list[str] = []
-    out: list[torch.Tensor] = []
-    volumes: dict[Path, list[Path]] = defaultdict(list)
-    done = 0
+    image_paths: list[Path] = []
+    series_files: dict[Path, list[Path]] = defaultdict(list)
     for path, group in files:
-        if cancel is not None and cancel():
-            raise Cancelled("reading images cancelled")
         try:
             kind = fmt.sniff(path)
-            if kind in (fmt.DICOM, fmt.NIFTI):
-                volumes[group].append(path)
-                continue
-            if kind == fmt.IMAGE:
-                out.append(_to_uint8(load_gray(path), "gray", prep))
         except (StudyReadError, OSError) as exc:
             warnings.append(str(exc) if isinstance(exc, StudyReadError) else f"{path.name}: cannot read ({exc})")
-        done += 1
-        if progress is not None:
-            progress(done, len(files))
-    image_files = len(out)
-    for folder_files in volumes.values():
+            continue
+        if kind in (fmt.DICOM, fmt.NIFTI):
+            series_files[group].append(path)
+        elif kind == fmt.IMAGE:
+            image_paths.append(path)
+    image_volumes = name_volumes(image_paths, step) if group_by_name else [[p] for p in image_paths]
+    out: list[torch.Tensor] = []
+    volume_of: list[int] = []
+    done, total = 0, sum(map(len, image_volumes)) + sum(map(len, series_files.values()))
+
+    def tick(n: int) -> None:
+        nonlocal done
         if cancel is not None and cancel():
             raise Cancelled("reading images cancelled")
-        out.extend(_volume_slices(folder_files, prep, max(1, slice_step), warnings))
-        done += len(folder_files)
+        done += n
         if progress is not None:
-            progress(done, len(files))
+            progress(done, total)
+
+    volume = 0
+    for run in image_volumes:
+        before = len(out)
+        for path in run:
+            try:
+                out.append(_to_uint8(load_gray(path), "gray", prep))
+            except (StudyReadError, OSError) as exc:
+                warnings.append(str(exc) if isinstance(exc, StudyReadError) else f"{path.name}: cannot read ({exc})")
+            tick(1)
+        volume_of += [volume] * (len(out) - before)
+        volume += len(out) > before
+    image_files = len(out)
+    for group_files in series_files.values():
+        for slices in _volume_slices(group_files, prep, step, warnings):
+            out += slices
+            volume_of += [volume] * len(slices)
+            volume += bool(slices)
+        tick(len(group_files))
     if not out:
         reason = warnings[0] if warnings else "no images, DICOM or NIfTI files"
         raise CTLensError(f"{', '.join(map(str, paths))}: nothing to pretrain on ({reason})")
-    return UnlabeledImages(torch.stack(out), image_files, len(out) - image_files, tuple(warnings))
+    volumes = torch.tensor(volume_of, dtype=torch.long)
+    return UnlabeledImages(torch.stack(out), volumes, image_files, len(out) - image_files, tuple(warnings))

@@ -5,14 +5,17 @@ Tiny runs on CPU: 32 synthetic DICOM slices at 64 px, batches of 16.
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from core.cli.main import main
 from core.datasets import open_dataset
@@ -64,6 +67,34 @@ def test_info_nce_logits_by_hand():
     queue = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # two negative keys as columns: (0, 1) and (-1, 0)
     logits = info_nce(q, k, queue, temperature=0.5)
     assert logits[0].tolist() == pytest.approx([1.2, 0.0, -2.0])
+    logits = info_nce(q, k, queue, temperature=0.5, excluded=torch.tensor([[True, False]]))
+    assert logits[0].tolist() == pytest.approx([1.2, float("-inf"), -2.0])
+
+
+def test_a_querys_own_volume_is_left_out_of_its_negatives():
+    torch.manual_seed(0)
+    moco = _moco("alexnet", 64)
+    moco.queue_volume.copy_(torch.arange(32) % 4)
+    reference = copy.deepcopy(moco)
+    x, volumes = torch.rand(8, 3, 64, 64), torch.tensor([0, 0, 1, 1, 2, 2, 7, 7])
+    loss, _ = moco(x, x, volumes=volumes)
+    with torch.no_grad():  # by hand on the copy: same-volume columns masked, then the queue takes the keys
+        q = torch.nn.functional.normalize(reference.query(x), dim=1)
+        reference.update_key_encoder()
+        k = torch.nn.functional.normalize(reference.key(x), dim=1)
+        excluded = (torch.arange(32) % 4)[None, :] == volumes[:, None]
+        assert int(excluded.sum()) == 6 * 8  # volume 7 has no key in the queue
+        logits = info_nce(q, k, reference.queue, 0.2, excluded)
+        target = torch.zeros(8, dtype=torch.long)
+        expected = torch.nn.functional.cross_entropy(logits, target)
+        unmasked = torch.nn.functional.cross_entropy(info_nce(q, k, reference.queue, 0.2), target)
+    assert loss.item() == pytest.approx(float(expected), rel=1e-5) and loss.item() < float(unmasked)
+    assert moco.queue_volume[:8].tolist() == volumes.tolist()
+    assert torch.equal(moco.queue_volume[8:], reference.queue_volume[8:])
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in moco.query.parameters() if p.grad is not None)
+    moco(x, x)  # without volumes the keys join the queue as belonging to none
+    assert moco.queue_volume[8:16].tolist() == [-1] * 8
 
 
 def _moco(arch: str, size: int) -> MoCo:
@@ -121,6 +152,23 @@ def test_unlabeled_images_come_from_image_files_and_dicom(train_root, blob_image
     assert any("broken.png" in w for w in data.warnings)
     with pytest.raises(CTLensError, match="nothing to pretrain on"):
         read_unlabeled([tmp_path / "notes.txt"], Preprocessing(input_size=32))
+    assert data.volumes.tolist() == list(range(30)) + [30 + i // 8 for i in range(32)]  # 4 patients' series
+
+
+def test_image_files_named_by_volume_are_grouped_and_thinned(tmp_path):
+    names = [f"scan_{n}.png" for n in range(1, 11)] + ["other-3.png", "other-4.png", "lonely.png", "sub/scan_1.png"]
+    for value, name in enumerate(names):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8), 10 * value, np.uint8)).save(tmp_path / name)
+    prep = Preprocessing(input_size=8)
+    data = read_unlabeled([tmp_path], prep, slice_step=2, group_by_name=True)
+    kept = [names[v // 10] for v in data.images[:, 0, 0, 0].tolist()]
+    by_volume = [sorted(n for n, v in zip(kept, data.volumes.tolist(), strict=True) if v == i) for i in range(4)]
+    assert sorted(by_volume) == sorted([["lonely.png"], ["other-3.png"], ["sub/scan_1.png"],
+                                        [f"scan_{n}.png" for n in (1, 3, 5, 7, 9)]])  # fmt: skip
+    assert len(kept) == 8 and data.image_files == 8
+    plain = read_unlabeled([tmp_path], prep, slice_step=2)  # without names, every image file is its own volume
+    assert len(plain.images) == 14 and plain.volumes.tolist() == list(range(14))
 
 
 def test_pretraining_writes_backbone_card_and_history(full_run):
@@ -129,6 +177,7 @@ def test_pretraining_writes_backbone_card_and_history(full_run):
     card = read_card(full_run.backbone)
     assert card.kind == "backbone" and card.arch == "alexnet" and card.init == "scratch + LSUV"
     assert card.training_data["method"] == "MoCo v2" and card.training_data["images"] == 32
+    assert card.training_data["volumes"] == 4 and card.training_data["same_volume_negatives_excluded"]
     assert card.preprocessing.input_size == 64 and card.metrics["epoch"] == 2
     convs = {f"features.{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias")}
     assert set(load_file(str(full_run.backbone))) == convs  # the trunk only, named as in the classifier
@@ -204,6 +253,20 @@ def test_cancel_then_cli_resume_equals_the_uninterrupted_run(full_run, train_roo
     assert not torch.equal(final["features.0.weight"], after_one["features.0.weight"])  # epoch 2 trained it
     with pytest.raises(CTLensError, match="nothing to resume"):
         pretrain([train_root], tmp_path / "none", TINY, resume=True)
+
+
+def test_runs_from_before_volume_aware_negatives_resume_as_they_ran(full_run, train_root, tmp_path):
+    run = tmp_path / "old"
+    shutil.copytree(full_run.run_dir, run)
+    config = json.loads((run / "config.json").read_text())
+    del config["exclude_same_volume"], config["group_by_name"]
+    (run / "config.json").write_text(json.dumps(config))
+    state = load_file(str(run / "state.safetensors"))
+    del state["moco.queue_volume"]
+    save_file(state, str(run / "state.safetensors"), metadata={"epoch": "2", "init": "scratch + LSUV"})
+    result = pretrain([], run, replace(TINY, epochs=3), resume=True)
+    assert [r.epoch for r in result.records] == [1, 2, 3]
+    assert not read_card(result.backbone).training_data["same_volume_negatives_excluded"]
 
 
 def test_cli_probe_diagnose_and_output_folder(full_run, train_root, blob_images, capsys):
