@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -99,16 +100,43 @@ def trunk_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in skip]
 
 
-def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
-    """A randomly initialised torchvision ``arch`` with a ``num_classes``-way last layer."""
+def _builder(arch: str) -> Callable[..., nn.Module]:
     try:
-        factory = torchvision.models.get_model_builder(arch)
+        return torchvision.models.get_model_builder(arch)
     except ValueError as exc:
         raise CTLensError(f"unknown architecture {arch!r}") from exc
-    model = factory(weights=None)
+
+
+def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
+    """A randomly initialised torchvision ``arch`` with a ``num_classes``-way last layer."""
+    model = _builder(arch)(weights=None)
     name, last = _last_linear(model)
     _set_module(model, name, nn.Linear(last.in_features, num_classes))
     return make_hookable(model)
+
+
+def check_input_size(arch: str, size: int) -> None:
+    """Raise CTLensError unless ``arch`` takes ``size``×``size`` images (AlexNet's pooling needs at
+    least 63 px). Shapes only: the network is built and run on the meta device, without weights."""
+
+    def fits(side: int) -> bool:
+        try:
+            model(torch.empty(1, 3, side, side))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    with torch.device("meta"):
+        model = _builder(arch)(weights=None).eval()
+        if size >= 1 and fits(size):
+            return
+        low, high = max(size, 0), 1024  # low fails; find the smallest side that fits, if any
+        if not fits(high):
+            raise CTLensError(f"input size {size} does not fit {arch}")
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(middle) else (middle, high)
+    raise CTLensError(f"input size {size} is too small for {arch}: its feature maps vanish (use at least {high})")
 
 
 def imagenet_files(arch: str) -> list[str]:

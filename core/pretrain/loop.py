@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from core.atomic import atomic_path, atomic_write_text
 from core.errors import Cancelled, CTLensError
-from core.model.build import build_classifier, initialise
+from core.model.build import build_classifier, check_input_size, initialise
 from core.model.card import ModelCard
 from core.model.checkpoint import save_weights
 from core.model.device import fused_optimizer, pick_device
@@ -176,6 +176,7 @@ def pretrain(
     run = Path(run_dir)
     cfg, source_list = _settings(run, cfg, sources, resume)
     device = pick_device(cfg.device)
+    check_input_size(cfg.arch, cfg.input_size)
     prep = Preprocessing(input_size=cfg.input_size)
     data = read_unlabeled(source_list, prep, slice_step=cfg.slice_step, group_by_name=cfg.group_by_name,
                           progress=reading, cancel=cancel)  # fmt: skip

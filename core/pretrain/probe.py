@@ -35,7 +35,7 @@ from core.datasets import Dataset, Sample
 from core.errors import CTLensError, DatasetError
 from core.features.extract import feature_extractor
 from core.metrics import classification_metrics, roc_auc
-from core.model.build import build_classifier, initialise
+from core.model.build import build_classifier, check_input_size, initialise
 from core.model.checkpoint import read_card
 from core.model.device import pick_device
 from core.preprocess import Preprocessing
@@ -74,6 +74,7 @@ def backbone_network(spec: str, *, arch: str = "alexnet", input_size: int | None
     arch = card.arch if card is not None else arch
     prep = card.preprocessing if card is not None else Preprocessing()
     prep = replace(prep, input_size=input_size or prep.input_size)
+    check_input_size(arch, prep.input_size)
     torch.manual_seed(seed)
     model = build_classifier(arch, 2)
     return model, prep, initialise(model, arch, str(path) if card is not None else spec)

@@ -30,7 +30,7 @@ from core.atomic import atomic_path, atomic_write_text
 from core.datasets import CLASSES, Dataset, Sample
 from core.errors import Cancelled, CTLensError, DatasetError
 from core.metrics import classification_metrics
-from core.model.build import build_classifier, conv_layers, initialise, set_dropout, trunk_parameters
+from core.model.build import build_classifier, check_input_size, conv_layers, initialise, set_dropout, trunk_parameters
 from core.model.card import ModelCard
 from core.model.checkpoint import read_card
 from core.model.device import fused_optimizer, pick_device
@@ -161,6 +161,7 @@ def train(
         raise CTLensError("head-only epochs are not available for data-parallel (torchrun) training")
     if cfg.adjacent_slices and any(s.frame is None for s in dataset.samples):
         raise DatasetError(f"{dataset.root}: adjacent slices need series (DICOM/NIfTI studies), not 2-D image files")
+    check_input_size(cfg.arch, cfg.input_size)
     prep = Preprocessing(input_size=cfg.input_size, adjacent=cfg.adjacent_slices)
     parts = {"train": split.train, "val": split.val}
     images = {name: cache_images(dataset, samples, prep, cancel=cancel) for name, samples in parts.items()}

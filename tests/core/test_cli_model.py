@@ -73,3 +73,14 @@ def test_bad_model_file_is_a_one_line_error(tmp_path, train_root, capsys):
     assert main(["diagnose", str(train_root / "SYN001"), "--model", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ctlens diagnose:") and "\n" not in err
+
+
+def test_too_small_an_input_size_is_a_one_line_error(tmp_path, train_root, capsys):
+    for command in (["train", str(train_root), "--out", str(tmp_path / "t")],
+                    ["pretrain", str(train_root), "--out", str(tmp_path / "p")],
+                    ["probe", str(train_root), "--backbone", "scratch"]):  # fmt: skip
+        assert main([*command, "--input-size", "32", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        message = "input size 32 is too small for alexnet: its feature maps vanish (use at least 63)"
+        assert err == f"ctlens {command[0]}: {message}"
+    assert not (tmp_path / "t").exists() and not (tmp_path / "p").exists()

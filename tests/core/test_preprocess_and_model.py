@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import CTLensError
-from core.model.build import build_classifier, cam_layer, initialise, load_backbone_state
+from core.model.build import build_classifier, cam_layer, check_input_size, initialise, load_backbone_state
 from core.model.card import ModelCard
 from core.model.checkpoint import load_checkpoint, read_card, save_checkpoint
 from core.model.device import pick_device
@@ -134,6 +134,16 @@ def test_model_is_hookable_and_named():
     assert cam_layer(build_classifier("resnet18")) == "layer4.1.conv2"  # batch norm and the skip come first
     assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in model.modules())
     assert model.classifier[6].out_features == 2
+
+
+def test_an_input_size_the_network_cannot_take_is_a_clear_error():
+    for arch, smallest in (("alexnet", 63), ("vgg11", 32)):
+        check_input_size(arch, smallest)
+        with pytest.raises(CTLensError, match=f"too small for {arch}: .* at least {smallest}"):
+            check_input_size(arch, smallest - 1)
+    check_input_size("resnet18", 16)  # global pooling: any size that survives the strides
+    with pytest.raises(CTLensError, match="unknown architecture"):
+        check_input_size("nonet", 224)
 
 
 def test_device_choice():

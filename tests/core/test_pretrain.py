@@ -169,6 +169,13 @@ def test_image_files_named_by_volume_are_grouped_and_thinned(tmp_path):
     assert len(kept) == 8 and data.image_files == 8
     plain = read_unlabeled([tmp_path], prep, slice_step=2)  # without names, every image file is its own volume
     assert len(plain.images) == 14 and plain.volumes.tolist() == list(range(14))
+    out = tmp_path.parent / f"{tmp_path.name}-run"
+    args = ["pretrain", str(tmp_path), "--out", str(out), "--group-by-name", "--slice-step", "2", "--epochs", "1",
+            "--batch-size", "4", "--input-size", "64", "--queue", "4", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    training = read_card(out / "backbone.safetensors").training_data
+    assert (training["images"], training["volumes"], training["group_by_name"]) == (8, 4, True)
+    assert training["same_volume_negatives_excluded"]
 
 
 def test_pretraining_writes_backbone_card_and_history(full_run):
