@@ -10,7 +10,8 @@ Labels, masks and layout files are ignored: nothing here needs to know a diagnos
 Every slice also gets the number of the volume it came from: one per DICOM/NIfTI series and,
 with ``group_by_name``, one per run of image files in a folder whose names differ only in a
 trailing number (``case7_012.png``, ``case7_013.png``: slices exported from one scan, ordered by
-that number, thinned by ``slice_step`` like a series). Any other image file is a volume of its own.
+that number, thinned by ``slice_step`` like a series). Any other image file, one named by a
+number alone among them, is a volume of its own.
 """
 
 from __future__ import annotations
@@ -67,15 +68,17 @@ def list_files(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
 
 def name_volumes(files: Sequence[Path], slice_step: int) -> list[list[Path]]:
     """Image files grouped into volumes by folder and name without its trailing number, each
-    ordered by that number and thinned to every ``slice_step``-th; unnumbered files stand alone."""
+    ordered by that number and thinned to every ``slice_step``-th; files named by a number alone
+    (``17.png``: a numbered collection, not a scan) or by none stand alone."""
     runs: dict[tuple[Path, str], list[tuple[int, Path]]] = defaultdict(list)
     alone: list[list[Path]] = []
     for path in files:
         match = _NUMBERED.match(path.stem)
-        if match is None:
-            alone.append([path])
+        prefix = match.group(1).rstrip(" _-.") if match else ""
+        if match and prefix:
+            runs[(path.parent, prefix)].append((int(match.group(2)), path))
         else:
-            runs[(path.parent, match.group(1).rstrip(" _-."))].append((int(match.group(2)), path))
+            alone.append([path])
     volumes = [[p for _, p in sorted(run)][::slice_step] for run in runs.values()]
     return volumes + alone
 

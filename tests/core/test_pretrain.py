@@ -156,25 +156,26 @@ def test_unlabeled_images_come_from_image_files_and_dicom(train_root, blob_image
 
 
 def test_image_files_named_by_volume_are_grouped_and_thinned(tmp_path):
-    names = [f"scan_{n}.png" for n in range(1, 11)] + ["other-3.png", "other-4.png", "lonely.png", "sub/scan_1.png"]
+    names = [f"scan_{n}.png" for n in range(1, 11)] + ["other-3.png", "other-4.png", "lonely.png", "sub/scan_1.png",
+                                                       "7.png", "8.png"]  # fmt: skip
     for value, name in enumerate(names):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         Image.fromarray(np.full((8, 8), 10 * value, np.uint8)).save(tmp_path / name)
     prep = Preprocessing(input_size=8)
     data = read_unlabeled([tmp_path], prep, slice_step=2, group_by_name=True)
     kept = [names[v // 10] for v in data.images[:, 0, 0, 0].tolist()]
-    by_volume = [sorted(n for n, v in zip(kept, data.volumes.tolist(), strict=True) if v == i) for i in range(4)]
-    assert sorted(by_volume) == sorted([["lonely.png"], ["other-3.png"], ["sub/scan_1.png"],
+    by_volume = [sorted(n for n, v in zip(kept, data.volumes.tolist(), strict=True) if v == i) for i in range(6)]
+    assert sorted(by_volume) == sorted([["7.png"], ["8.png"], ["lonely.png"], ["other-3.png"], ["sub/scan_1.png"],
                                         [f"scan_{n}.png" for n in (1, 3, 5, 7, 9)]])  # fmt: skip
-    assert len(kept) == 8 and data.image_files == 8
+    assert len(kept) == 10 and data.image_files == 10
     plain = read_unlabeled([tmp_path], prep, slice_step=2)  # without names, every image file is its own volume
-    assert len(plain.images) == 14 and plain.volumes.tolist() == list(range(14))
+    assert len(plain.images) == 16 and plain.volumes.tolist() == list(range(16))
     out = tmp_path.parent / f"{tmp_path.name}-run"
     args = ["pretrain", str(tmp_path), "--out", str(out), "--group-by-name", "--slice-step", "2", "--epochs", "1",
             "--batch-size", "4", "--input-size", "64", "--queue", "4", "--device", "cpu"]  # fmt: skip
     assert main(args) == 0
     training = read_card(out / "backbone.safetensors").training_data
-    assert (training["images"], training["volumes"], training["group_by_name"]) == (8, 4, True)
+    assert (training["images"], training["volumes"], training["group_by_name"]) == (10, 6, True)
     assert training["same_volume_negatives_excluded"]
 
 
