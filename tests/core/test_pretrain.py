@@ -286,3 +286,11 @@ def test_cli_probe_diagnose_and_output_folder(full_run, train_root, blob_images,
     assert "fine-tune it first" in capsys.readouterr().err
     assert main(["pretrain", str(train_root), "--out", str(train_root / "inside"), "--epochs", "1"]) == 2
     assert "outside the input data" in capsys.readouterr().err
+
+
+def test_one_volume_keeps_every_key_as_a_negative(train_root, tmp_path):
+    """Leaving its own volume out would leave a single series' queries no negatives at all."""
+    result = pretrain([train_root / "SYN001"], tmp_path / "one", replace(TINY, epochs=1))
+    training = read_card(result.backbone).training_data
+    assert training["volumes"] == 1 and not training["same_volume_negatives_excluded"]
+    assert 0 < result.records[0].loss < 10  # a real contrast, not a row of -inf negatives (loss 0)
