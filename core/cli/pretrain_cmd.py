@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
+from core.cli.resume import planned_epochs
 from core.errors import Cancelled
 from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.loop import pretrain
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, backbone.safetensors)")
     p.add_argument("--arch", default=d.arch, help="torchvision classifier whose backbone is pretrained")
     p.add_argument("--init", default=d.init, help="scratch | imagenet | PATH (start from these weights)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume, the run's own")
     p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (cosine schedule)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
@@ -46,19 +47,25 @@ def _print_epoch(r: PretrainRecord) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out, *args.data)
     cfg = PretrainConfig(
-        arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        temperature=args.temperature, queue_size=args.queue, input_size=args.input_size,
-        bn_groups=args.bn_groups, slice_step=args.slice_step, group_by_name=args.group_by_name,
-        seed=args.seed, device=args.device,
+        arch=args.arch, init=args.init, epochs=planned_epochs(args, PretrainConfig.epochs), lr=args.lr,
+        batch_size=args.batch_size, temperature=args.temperature, queue_size=args.queue,
+        input_size=args.input_size, bn_groups=args.bn_groups, slice_step=args.slice_step,
+        group_by_name=args.group_by_name, seed=args.seed, device=args.device,
     )  # fmt: skip
+    trained: list[PretrainRecord] = []
+
+    def on_epoch(record: PretrainRecord) -> None:
+        _print_epoch(record)
+        trained.append(record)
+
     try:
         result = pretrain(args.data, args.out, cfg, resume=args.resume, reading=ProgressBar("read"),
-                          progress=ProgressBar("pretrain"), on_epoch=_print_epoch)  # fmt: skip
+                          progress=ProgressBar("pretrain"), on_epoch=on_epoch)  # fmt: skip
     except Cancelled as exc:
         print(f"stopped: {exc}; continue with --resume")
         return 130
-    if not result.records:
-        print(f"{result.run_dir}: already {cfg.epochs} epochs; pass a larger --epochs with --resume to go on")
+    if not trained:
+        print(f"{result.run_dir}: already {len(result.records)} epochs; pass a larger --epochs with --resume to go on")
         return 0
     last = result.records[-1]
     print(f"{result.images} images, {last.epoch} epochs, final loss {last.loss:.4f} -> {result.backbone}")

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from core.cli.progress import ProgressBar
+from core.cli.resume import planned_epochs
 from core.datasets import Dataset, open_dataset
 from core.errors import Cancelled
 from core.train.config import TrainConfig
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, best/last checkpoints)")
     p.add_argument("--arch", default=d.arch, help="torchvision classifier (default: alexnet)")
     p.add_argument("--init", default=d.init, help="imagenet-if-available | imagenet | scratch | PATH")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume, the run's own")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--momentum", type=float, default=d.momentum)
@@ -89,7 +90,8 @@ def _print_epoch(r: EpochRecord) -> None:
 def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, positive=args.positive, negative=args.negative)
     cfg = TrainConfig(
-        arch=args.arch, init=args.init, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        arch=args.arch, init=args.init, epochs=planned_epochs(args, TrainConfig.epochs), lr=args.lr,
+        batch_size=args.batch_size,
         momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
         input_size=args.input_size, adjacent_slices=args.adjacent_slices, val_fraction=args.val_fraction,

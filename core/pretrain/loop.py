@@ -64,7 +64,11 @@ def _settings(run: Path, cfg: PretrainConfig, sources: Sequence[str | Path],
         raise CTLensError(f"{run}: nothing to resume (no {STATE})")
     stored = json.loads((run / "config.json").read_text())
     resumed = replace(PretrainConfig.from_dict(stored), epochs=cfg.epochs, device=cfg.device)
-    return resumed, [str(s) for s in sources] or list(stored["sources"])
+    source_list = [str(s) for s in sources] or list(stored["sources"])
+    if resumed.epochs != stored.get("epochs") or source_list != stored["sources"]:  # a later --resume keeps them
+        text = json.dumps({**resumed.to_dict(), "sources": source_list}, indent=2) + "\n"
+        atomic_write_text(run / "config.json", text)
+    return resumed, source_list
 
 
 def _build(cfg: PretrainConfig, images: torch.Tensor, prep: Preprocessing, device: torch.device,

@@ -38,7 +38,7 @@ from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
 from core.train import attention, history
 from core.train.config import TrainConfig
-from core.train.distributed import SINGLE, Group, join, local_device
+from core.train.distributed import SINGLE, Group, is_main, join, local_device
 from core.train.splits import split_for
 from core.train.tensors import augment_batch, batches, cache_images, cache_masks
 from core.train.writer import EpochWriter
@@ -149,7 +149,10 @@ def train(
     if resume:
         if not (run / "last.state.safetensors").is_file():
             raise CTLensError(f"{run}: nothing to resume (no last.state.safetensors)")
-        cfg = TrainConfig.from_dict({**json.loads((run / "config.json").read_text()), "epochs": cfg.epochs})
+        stored = json.loads((run / "config.json").read_text())
+        cfg = TrainConfig.from_dict({**stored, "epochs": cfg.epochs})
+        if cfg.epochs != stored.get("epochs") and is_main():  # a later --resume keeps the new plan
+            atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     elif (run / "history.jsonl").exists():
         raise CTLensError(f"{run}: already holds a run; use --resume or another folder")
     split = split_for(dataset, folds=cfg.folds, fold=cfg.fold, val_fraction=cfg.val_fraction, seed=cfg.seed)

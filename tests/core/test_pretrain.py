@@ -250,8 +250,9 @@ def test_cancel_then_cli_resume_equals_the_uninterrupted_run(full_run, train_roo
     with pytest.raises(Cancelled, match="epoch 2"):  # the user cancels once epoch 1 is saved
         pretrain([train_root], run, TINY, cancel=lambda: bool(finished), on_epoch=lambda r: finished.append(r.epoch))
     after_one = load_file(str(run / "backbone.safetensors"))
-    # DATA may be left out when resuming (config.json has it); --epochs and --device are taken as given
-    assert main(["pretrain", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
+    # DATA may be left out when resuming (config.json has it), and --epochs: the run's own plan (2), whose
+    # cosine schedule the resumed epochs follow (the CLI's default of 20 would change the learning rate)
+    assert main(["pretrain", "--out", str(run), "--resume", "--device", "cpu"]) == 0
     assert "fine-tune it: ctlens train DATA --init" in capsys.readouterr().out
     records = read_records(run / "history.jsonl", PretrainRecord.from_json)
     assert [r.epoch for r in records] == [1, 2]
@@ -259,6 +260,11 @@ def test_cancel_then_cli_resume_equals_the_uninterrupted_run(full_run, train_roo
     final, reference = load_file(str(run / "backbone.safetensors")), load_file(str(full_run.backbone))
     assert all(torch.allclose(final[k], reference[k], atol=1e-6) for k in reference)
     assert not torch.equal(final["features.0.weight"], after_one["features.0.weight"])  # epoch 2 trained it
+    assert main(["pretrain", "--out", str(run), "--resume", "--epochs", "3", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["pretrain", "--out", str(run), "--resume", "--device", "cpu"]) == 0  # the extended plan is kept
+    assert "already 3 epochs" in capsys.readouterr().out
+    assert [r.epoch for r in read_records(run / "history.jsonl", PretrainRecord.from_json)] == [1, 2, 3]
     with pytest.raises(CTLensError, match="nothing to resume"):
         pretrain([train_root], tmp_path / "none", TINY, resume=True)
 

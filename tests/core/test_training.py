@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.cli.main import main
 from core.datasets import open_dataset
 from core.errors import Cancelled, CTLensError
 from core.model.build import build_classifier, set_dropout
@@ -73,6 +74,17 @@ def test_cancel_keeps_finished_epochs_and_resume_finishes_the_same_run(dataset, 
     h_full = read_history(full.run_dir / "history.jsonl")
     h_cut = read_history(tmp_path / "cut" / "history.jsonl")
     assert [r.train["loss"] for r in h_cut] == pytest.approx([r.train["loss"] for r in h_full], rel=1e-5)
+
+
+def test_cli_resume_keeps_the_runs_planned_epochs_unless_told(dataset, train_root, tmp_path):
+    cut = tmp_path / "cut"
+    with pytest.raises(Cancelled):
+        train(dataset, cut, replace(TINY, schedule="cosine"), cancel=lambda: cut.joinpath("last.safetensors").exists())
+    assert main(["train", str(train_root), "--out", str(cut), "--resume"]) == 0  # not the CLI's default of 50
+    assert [r.epoch for r in read_history(cut / "history.jsonl")] == [1, 2]
+    assert main(["train", str(train_root), "--out", str(cut), "--resume", "--epochs", "3"]) == 0
+    assert json.loads((cut / "config.json").read_text())["epochs"] == 3  # a later --resume goes on to 3
+    assert [r.epoch for r in read_history(cut / "history.jsonl")] == [1, 2, 3]
 
 
 def test_resume_without_a_run_is_an_error(dataset, tmp_path):
