@@ -34,9 +34,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def check_output_outside(out: Path, *inputs: Path) -> None:
-    """Refuse to write results into a folder the user's data came from."""
+    """Refuse to write results into a folder the user's data came from (inputs that do not exist
+    are left to the readers, which say so)."""
     resolved = out.resolve()
     for source in inputs:
+        if not source.exists():
+            continue
         src = source.resolve()
         src_dir = src if src.is_dir() else src.parent
         if resolved == src_dir or src_dir in resolved.parents:

@@ -62,6 +62,10 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser, default: st
     except CTLensError as exc:
         print(f"ctlens {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output path that is a file, a folder that cannot be written, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ctlens {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"ctlens {args.command}: interrupted", file=sys.stderr)
         return 130

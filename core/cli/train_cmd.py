@@ -8,6 +8,7 @@ import argparse
 import math
 from pathlib import Path
 
+from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
 from core.cli.resume import planned_epochs
 from core.datasets import Dataset, open_dataset
@@ -88,6 +89,7 @@ def _print_epoch(r: EpochRecord) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_outside(args.out, args.data)
     dataset = open_dataset(args.data, positive=args.positive, negative=args.negative)
     cfg = TrainConfig(
         arch=args.arch, init=args.init, epochs=planned_epochs(args, TrainConfig.epochs), lr=args.lr,

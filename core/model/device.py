@@ -19,8 +19,12 @@ def pick_device(name: str | None = None) -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise CTLensError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise CTLensError(f"unsupported device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CTLensError(f"device {name!r} requested but CUDA is not available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CTLensError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CTLensError(f"device {name!r} requested but MPS is not available here")
     return device

@@ -35,6 +35,7 @@ from core.pretrain.augment import model_input, random_view
 from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.moco import MoCo, Trunk
 from core.pretrain.unlabeled import UnlabeledImages, read_unlabeled
+from core.run_folder import parse_settings, read_config
 from core.train import history
 
 Progress = Callable[[int, int], None]
@@ -62,10 +63,16 @@ def _settings(run: Path, cfg: PretrainConfig, sources: Sequence[str | Path],
         return cfg, [str(s) for s in sources]
     if not (run / STATE).is_file():
         raise CTLensError(f"{run}: nothing to resume (no {STATE})")
-    stored = json.loads((run / "config.json").read_text())
-    resumed = replace(PretrainConfig.from_dict(stored), epochs=cfg.epochs, device=cfg.device)
-    source_list = [str(s) for s in sources] or list(stored["sources"])
-    if resumed.epochs != stored.get("epochs") or source_list != stored["sources"]:  # a later --resume keeps them
+    stored = read_config(run)
+    resumed = parse_settings(run, PretrainConfig.from_dict, {**stored, "epochs": cfg.epochs, "device": cfg.device})
+    stored_sources = stored.get("sources")
+    if sources:
+        source_list = [str(s) for s in sources]
+    elif isinstance(stored_sources, list):
+        source_list = [str(s) for s in stored_sources]
+    else:
+        raise CTLensError(f"{run / 'config.json'}: cannot resume: it names no sources (give DATA)")
+    if resumed.epochs != stored.get("epochs") or source_list != stored_sources:  # a later --resume keeps them
         text = json.dumps({**resumed.to_dict(), "sources": source_list}, indent=2) + "\n"
         atomic_write_text(run / "config.json", text)
     return resumed, source_list

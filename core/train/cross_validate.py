@@ -22,6 +22,7 @@ import numpy as np
 from core.atomic import atomic_write_text
 from core.datasets import Dataset
 from core.errors import CTLensError
+from core.run_folder import parse_settings, read_config
 from core.train import history
 from core.train.config import TrainConfig
 from core.train.distributed import is_main
@@ -72,7 +73,7 @@ def cross_validate(
     if resume:
         if not (run / "config.json").is_file():
             raise CTLensError(f"{run}: nothing to resume (no config.json)")
-        cfg = TrainConfig.from_dict({**json.loads((run / "config.json").read_text()), "epochs": cfg.epochs})
+        cfg = parse_settings(run, TrainConfig.from_dict, {**read_config(run), "epochs": cfg.epochs})
     elif (run / "config.json").exists():
         raise CTLensError(f"{run}: already holds a run; use --resume or another folder")
     if cfg.folds < 2:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -36,6 +37,7 @@ from core.model.checkpoint import read_card
 from core.model.device import fused_optimizer, pick_device
 from core.model.lsuv import lsuv_
 from core.preprocess import Preprocessing, normalise
+from core.run_folder import parse_settings, read_config
 from core.train import attention, history
 from core.train.config import TrainConfig
 from core.train.distributed import SINGLE, Group, is_main, join, local_device
@@ -116,17 +118,19 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prep:
 
 
 def _load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, str]:
-    from safetensors import safe_open
-
     path = run / "last.state.safetensors"
-    with safe_open(str(path), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
-    model.load_state_dict(load_file(str(run / "last.safetensors")), strict=True)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        model.load_state_dict(load_file(str(run / "last.safetensors")), strict=True)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise CTLensError(f"{run}: cannot resume: its last checkpoint is damaged or does not fit ({first})") from exc
     weights_epoch = read_card(run / "last.safetensors").metrics.get("epoch")
     if weights_epoch is not None and int(weights_epoch) != int(meta["epoch"]):
         log.warning("resuming from epoch %s weights with epoch %s optimiser state", weights_epoch, meta["epoch"])
         meta["epoch"] = str(weights_epoch)
-    tensors = load_file(str(path))
     params = list(model.parameters())
     for key, value in tensors.items():
         index, name = key.split(".", 1)
@@ -149,8 +153,8 @@ def train(
     if resume:
         if not (run / "last.state.safetensors").is_file():
             raise CTLensError(f"{run}: nothing to resume (no last.state.safetensors)")
-        stored = json.loads((run / "config.json").read_text())
-        cfg = TrainConfig.from_dict({**stored, "epochs": cfg.epochs})
+        stored = read_config(run)
+        cfg = parse_settings(run, TrainConfig.from_dict, {**stored, "epochs": cfg.epochs})
         if cfg.epochs != stored.get("epochs") and is_main():  # a later --resume keeps the new plan
             atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     elif (run / "history.jsonl").exists():
