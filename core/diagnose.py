@@ -92,6 +92,8 @@ def study_verdict(
     p = np.asarray(probs, dtype=np.float64).ravel()
     if p.size == 0:
         raise CTLensError("no slices to diagnose")
+    if not np.isfinite(p).all():
+        raise CTLensError(f"{int((~np.isfinite(p)).sum())} slice probabilities are NaN or infinite: no verdict")
     order = np.argsort(-p, kind="stable")
     if rule == "max":
         score = float(p[order[0]])

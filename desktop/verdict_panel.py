@@ -6,6 +6,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from core.diagnose import RULES, StudyVerdict, study_verdict
+from core.errors import CTLensError
 
 RULE_NAMES = {"max": "most suspicious slice", "topk": "mean of top 3 slices", "fraction": "fraction of slices > 0.5"}
 
@@ -56,7 +57,11 @@ class VerdictPanel(QtWidgets.QGroupBox):
         if probabilities.size == 0:
             self.clear()
             return
-        self.verdict = study_verdict(probabilities, self.rule)
+        try:
+            self.verdict = study_verdict(probabilities, self.rule)
+        except CTLensError as exc:  # a model that outputs NaN: say so rather than show a score
+            self.clear(f"<span style='color:#e6463a'>{exc}</span>")
+            return
         positive = self.verdict.positive
         colour = "#e6463a" if positive else "#5a96dc"
         text = "COVID lesion" if positive else "No lesion"

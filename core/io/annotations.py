@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from core.errors import StudyReadError
-from core.io.nifti import display_affine, display_slice, load_nifti
+from core.io.images import decoding
+from core.io.nifti import display_affine, display_slice, load_nifti, reading_data
 from core.io.series import Series
 
 LESION = {1: "lesion"}
@@ -43,11 +44,8 @@ class LesionAnnotation:
 
 def read_mask_image(path: Path) -> tuple[np.ndarray, dict[int, str]]:
     """A PNG mask as uint8 labels: palette 0/1/2 kept as classes, anything else binarised."""
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise StudyReadError(f"{path.name}: cannot decode mask ({exc})") from exc
+    with decoding(path, "mask"), Image.open(path) as img:
+        arr = np.asarray(img)
     if arr.ndim == 3:
         arr = arr[..., :3].max(axis=-1)
     values = np.unique(arr)
@@ -98,7 +96,8 @@ def resample_labels(labels: np.ndarray, source_affine: np.ndarray, series: Serie
 def nifti_annotation(path: Path, series: Series) -> LesionAnnotation:
     """A NIfTI label volume mapped onto ``series`` through both images' affines."""
     img = load_nifti(path)
-    data = np.asarray(img.dataobj[..., 0] if img.ndim == 4 else img.dataobj)
+    with reading_data(path):
+        data = np.asarray(img.dataobj[..., 0] if img.ndim == 4 else img.dataobj)
     if data.ndim != 3:
         raise StudyReadError(f"{path.name}: a mask must be a 3-D volume")
     display = np.stack([display_slice(data[:, :, k]) for k in range(data.shape[2])]).astype(np.uint8)

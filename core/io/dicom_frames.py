@@ -8,6 +8,7 @@ they can be read with one ``numpy.fromfile`` instead of a full pydicom parse.
 from __future__ import annotations
 
 import contextlib
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,25 +161,40 @@ def _header_window(ds: Header) -> Window | None:
         return None
 
 
+def _rescale(path: Path, ds: Header, frame: int, per_frame: bool) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) of one frame; (1, 0) when absent."""
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if per_frame:
+        seq = "PixelValueTransformationSequence"
+        slope = slope if slope is not None else _functional(ds, frame, seq, "RescaleSlope")
+        intercept = intercept if intercept is not None else _functional(ds, frame, seq, "RescaleIntercept")
+    scale = float(slope) if slope not in (None, "") else 1.0
+    offset = float(intercept) if intercept not in (None, "") else 0.0
+    if not (math.isfinite(scale) and math.isfinite(offset)):
+        raise StudyReadError(f"{path.name}: rescale slope or intercept is not a finite number")
+    return scale, offset
+
+
 def _frame_refs(path: Path, ds: Header, raw: RawLayout | None) -> tuple[FrameRef, ...]:
+    """The file's frames; raises StudyReadError when the header describes no usable pixels."""
     if "Rows" not in ds or "Columns" not in ds:
         return ()
+    rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    if rows <= 0 or cols <= 0:
+        raise StudyReadError(f"{path.name}: image size {cols}x{rows} has no pixels")
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    per_frame = n_frames > 1 or "SharedFunctionalGroupsSequence" in ds
     base_pos = _floats(ds.get("ImagePositionPatient"), 3)
     base_ori = _floats(ds.get("ImageOrientationPatient"), 6)
     base_spacing = _floats(ds.get("PixelSpacing"), 2)
     refs = []
     for f in range(n_frames):
         pos, ori, spacing = base_pos, base_ori, base_spacing
-        slope = ds.get("RescaleSlope")
-        intercept = ds.get("RescaleIntercept")
-        if n_frames > 1 or "SharedFunctionalGroupsSequence" in ds:
+        if per_frame:
             pos = _floats(_functional(ds, f, "PlanePositionSequence", "ImagePositionPatient"), 3) or pos
             ori = _floats(_functional(ds, f, "PlaneOrientationSequence", "ImageOrientationPatient"), 6) or ori
             spacing = _floats(_functional(ds, f, "PixelMeasuresSequence", "PixelSpacing"), 2) or spacing
-            seq = "PixelValueTransformationSequence"
-            slope = slope if slope is not None else _functional(ds, f, seq, "RescaleSlope")
-            intercept = intercept if intercept is not None else _functional(ds, f, seq, "RescaleIntercept")
+        slope, intercept = _rescale(path, ds, f, per_frame)
         number = ds.get("InstanceNumber")
         refs.append(
             FrameRef(
@@ -190,12 +206,12 @@ def _frame_refs(path: Path, ds: Header, raw: RawLayout | None) -> tuple[FrameRef
                 instance_number=int(_first(number)) if number not in (None, "") else None,
                 position=pos,  # type: ignore[arg-type]
                 orientation=ori,
-                rows=int(ds.get("Rows") or 0),
-                cols=int(ds.get("Columns") or 0),
+                rows=rows,
+                cols=cols,
                 pixel_spacing=spacing,  # type: ignore[arg-type]
                 slice_thickness=float(ds.get("SliceThickness") or 0) if ds.get("SliceThickness") else None,
-                slope=float(slope) if slope not in (None, "") else 1.0,
-                intercept=float(intercept) if intercept not in (None, "") else 0.0,
+                slope=slope,
+                intercept=intercept,
                 bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
                 signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
                 image_type=_strings(ds.get("ImageType")),
@@ -261,6 +277,8 @@ def read_header(path: Path, *, head: bytes | None = None, force: bool = False) -
             tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
             raw = _raw_layout(element, start, tsyntax, ds, n_frames) if has_pixels else None
             refs = _frame_refs(path, ds, raw) if has_pixels else ()
+    except StudyReadError:
+        raise
     except InvalidDicomError as exc:
         raise StudyReadError(f"{path.name}: not a DICOM file ({exc})") from exc
     except PermissionError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +13,35 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import StudyReadError
 from core.io.geometry import StackGeometry
-from core.io.series import Series, SeriesInfo
+from core.io.series import Series, SeriesInfo, require_finite
 from core.pixels import to_gray
+
+
+@contextmanager
+def decoding(path: Path, what: str = "image") -> Iterator[None]:
+    """Turn PIL's errors while opening or decoding ``path`` into a one-line :class:`StudyReadError`."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise StudyReadError(f"{path.name}: {what} too large to open safely") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise StudyReadError(f"{path.name}: cannot decode {what} ({exc})") from exc
 
 
 def load_gray(path: Path) -> np.ndarray:
     """Read an image file as float32 (H, W) gray in [0, 1] (RGB/RGBA/palette -> luma).
 
-    Raises StudyReadError with a one-line reason when the file cannot be decoded.
+    Raises StudyReadError with a one-line reason when the file cannot be decoded, is too large
+    or holds non-finite values.
     """
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            mode = opened.mode
-            img: Image.Image = opened
-            if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                img = opened.convert("RGBA" if "A" in mode else "RGB")
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise StudyReadError(f"{path.name}: cannot decode image ({exc})") from exc
-    gray = to_gray(arr)
+    with decoding(path), Image.open(path) as opened:
+        opened.load()
+        mode = opened.mode
+        img: Image.Image = opened
+        if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+            img = opened.convert("RGBA" if "A" in mode else "RGB")
+        arr = np.asarray(img)
+    gray = require_finite(to_gray(arr), path.name)
     peak = 65535.0 if arr.dtype == np.uint16 or mode.startswith("I;16") else 255.0
     if arr.dtype.kind == "f" or mode == "I":
         peak = max(float(gray.max()), 1.0)
@@ -40,11 +50,8 @@ def load_gray(path: Path) -> np.ndarray:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(rows, cols) of an image file, reading only its header."""
-    try:
-        with Image.open(path) as img:
-            return img.height, img.width
-    except (UnidentifiedImageError, OSError) as exc:
-        raise StudyReadError(f"{path.name}: cannot decode image ({exc})") from exc
+    with decoding(path), Image.open(path) as img:
+        return img.height, img.width
 
 
 class ImageFilesReader:

@@ -7,6 +7,9 @@ series sort too. Images come in through nibabel's canonical RAS+ voxel order.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -17,15 +20,27 @@ from core.io.geometry import StackGeometry
 from core.io.series import Series, SeriesInfo
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_DATA_ERRORS = (EOFError, OSError, ValueError, zlib.error)  # what nibabel raises on truncated or corrupt data
+
+
+@contextmanager
+def reading_data(path: Path) -> Iterator[None]:
+    """Turn nibabel's errors while reading voxel data into a one-line :class:`StudyReadError`."""
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise StudyReadError(f"{path.name}: NIfTI data is truncated or corrupt ({type(exc).__name__})") from exc
 
 
 def load_nifti(path: Path) -> nib.Nifti1Image:
     """Open a NIfTI file (header now, data lazily) in canonical RAS+ orientation."""
     try:
-        img = nib.load(str(path))
-        return nib.as_closest_canonical(img)
+        img = nib.as_closest_canonical(nib.load(str(path)))
     except Exception as exc:
         raise StudyReadError(f"{path.name}: cannot read NIfTI ({exc})") from exc
+    if 0 in img.shape:
+        raise StudyReadError(f"{path.name}: NIfTI volume of shape {img.shape} has no voxels")
+    return img
 
 
 def display_affine(img: nib.Nifti1Image) -> np.ndarray:
@@ -48,21 +63,24 @@ def is_label_volume(img: nib.Nifti1Image, path: Path) -> bool:
     named = any(k in name for k in ("mask", "seg", "label", "lesion", "gt", "annot"))
     if not named or img.get_data_dtype().kind not in "iub":
         return False
-    values = np.unique(np.asarray(img.dataobj[..., 0] if img.ndim == 4 else img.dataobj))
+    with reading_data(path):
+        values = np.unique(np.asarray(img.dataobj[..., 0] if img.ndim == 4 else img.dataobj))
     return values.size <= 16 and values.min() >= 0
 
 
 class NiftiReader:
     """Reads display slices from a (lazy) canonical NIfTI image."""
 
-    def __init__(self, img: nib.Nifti1Image, scale: float) -> None:
+    def __init__(self, path: Path, img: nib.Nifti1Image, scale: float) -> None:
+        self._path = path
         self._img = img
         self._scale = np.float32(scale)
 
     def read(self, index: int, out: np.ndarray) -> None:
         obj = self._img.dataobj
-        data = obj[:, :, index, 0] if self._img.ndim == 4 else obj[:, :, index]
-        out[...] = display_slice(np.asarray(data, dtype=np.float32)) * self._scale
+        with reading_data(self._path):
+            data = np.asarray(obj[:, :, index, 0] if self._img.ndim == 4 else obj[:, :, index], dtype=np.float32)
+        out[...] = display_slice(data) * self._scale
 
 
 def nifti_series(path: Path, img: nib.Nifti1Image) -> Series:
@@ -73,12 +91,14 @@ def nifti_series(path: Path, img: nib.Nifti1Image) -> Series:
     if img.ndim not in (3, 4):
         raise StudyReadError(f"{path.name}: NIfTI with {img.ndim} dimensions is not a volume")
     nx, ny, nz = img.shape[:3]
-    sample = np.asarray(img.dataobj[:, :, nz // 2, 0] if img.ndim == 4 else img.dataobj[:, :, nz // 2])
-    is_hu = float(sample.min()) < -200.0
-    scale = 1.0
-    if not is_hu:
-        peak = float(np.max(np.asarray(img.dataobj)))
-        scale = 1.0 / peak if peak > 0 else 1.0
+    with reading_data(path):
+        sample = np.asarray(img.dataobj[:, :, nz // 2, 0] if img.ndim == 4 else img.dataobj[:, :, nz // 2])
+        is_hu = float(np.min(sample, initial=0, where=np.isfinite(sample))) < -200.0
+        scale = 1.0
+        if not is_hu:
+            data = np.asarray(img.dataobj)
+            peak = float(np.max(data, initial=0, where=np.isfinite(data)))
+            scale = 1.0 / peak if peak > 0 else 1.0
     affine = display_affine(img)
     zooms = img.header.get_zooms()
     info = SeriesInfo(
@@ -90,4 +110,4 @@ def nifti_series(path: Path, img: nib.Nifti1Image) -> Series:
         source=str(path),
     )
     geom = StackGeometry(affine, np.arange(nz) * float(zooms[2]), (float(zooms[2]), float(zooms[1]), float(zooms[0])))
-    return Series(info, (nz, ny, nx), geom, NiftiReader(img, scale))
+    return Series(info, (nz, ny, nx), geom, NiftiReader(path, img, scale))

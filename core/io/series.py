@@ -12,13 +12,20 @@ from typing import Protocol
 
 import numpy as np
 
-from core.errors import Cancelled
+from core.errors import Cancelled, StudyReadError
 from core.io.dicom_frames import FrameRef, decode_file, read_frame_into
 from core.io.geometry import StackGeometry
 from core.pixels import Window
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
+
+
+def require_finite(pixels: np.ndarray, name: str) -> np.ndarray:
+    """``pixels`` unchanged; raises :class:`StudyReadError` naming ``name`` if any value is NaN or infinite."""
+    if not np.isfinite(pixels).all():
+        raise StudyReadError(f"{name}: non-finite pixel values (NaN or infinity)")
+    return pixels
 
 
 class SliceReader(Protocol):
@@ -116,12 +123,17 @@ class Series:
             return self._buffer
 
     def slice(self, index: int) -> np.ndarray:
-        """Slice ``index`` as a read-only float32 (rows, cols) array in :attr:`SeriesInfo.unit`."""
+        """Slice ``index`` as a read-only float32 (rows, cols) array in :attr:`SeriesInfo.unit`.
+
+        Raises :class:`~core.errors.StudyReadError` when it cannot be read or holds NaN or infinity.
+        """
         if not 0 <= index < self.shape[0]:
             raise IndexError(f"slice {index} outside 0..{self.shape[0] - 1}")
         buf = self._buf()
         if not self._loaded[index]:
             self._reader.read(index, buf[index])
+            names = self.info.slice_names
+            require_finite(buf[index], names[index] if index < len(names) else f"{self.info.description}[{index}]")
             self._loaded[index] = True
         view = buf[index].view()
         view.flags.writeable = False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
+import stat
 from pathlib import Path
 
 DICOM, NIFTI, IMAGE, UNKNOWN = "dicom", "nifti", "image", "unknown"
@@ -21,7 +24,13 @@ def _is_nifti_header(head: bytes) -> bool:
 
 
 def leading_bytes(path: Path, size: int = 65536) -> bytes:
-    """The first ``size`` bytes of a file (enough for most DICOM headers). Raises OSError."""
+    """The first ``size`` bytes of a file (enough for most DICOM headers). Raises OSError.
+
+    FIFOs, sockets and devices are never opened (reading one could block forever): they raise
+    OSError too.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     with open(path, "rb") as fp:
         return fp.read(size)
 

@@ -53,7 +53,7 @@ def _walk(paths: Sequence[Path], warnings: list[str]) -> list[Path]:
     for path in paths:
         if not path.exists():
             raise StudyReadError(f"{path}: no such file or folder")
-        if path.is_file():
+        if not path.is_dir():  # a file, or a FIFO or device that classifying reports
             files.append(path)
             continue
         if not os.access(path, os.R_OK | os.X_OK):

@@ -448,3 +448,15 @@ def test_late_results_of_dropped_jobs_are_ignored(make_window, synth_root):
     other = LesionAnnotation("another-series", np.ones((12, 128, 128), np.uint8), {1: "lesion"}, "x")
     window._on_job_finished(998, "annotation", other)
     assert window._lesions is before
+
+
+def test_a_model_that_outputs_nan_gets_no_verdict_but_a_message(qtbot):
+    from desktop.verdict_panel import VerdictPanel
+
+    panel = VerdictPanel()
+    qtbot.addWidget(panel)
+    panel.show_probabilities(np.array([0.2, 0.9]), complete=True)
+    assert panel.verdict is not None and panel.suspicious.count() == 2
+    panel.show_probabilities(np.array([0.2, np.nan]), complete=True)
+    assert panel.verdict is None and panel.suspicious.count() == 0
+    assert "NaN" in panel.verdict_label.text()
