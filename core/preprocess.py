@@ -11,6 +11,7 @@ heatmaps neither drift nor flip.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.errors import CTLensError
 from core.pixels import LUNG, Window, apply_window
 
+MAX_INPUT_SIZE = 4096  # 8x a CT slice's 512 px; a larger input is a damaged setting, not a model to run
+INPUT_CHANNELS = 3  # every torchvision classifier takes RGB
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -35,6 +39,20 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     adjacent: int = 0  # 0: the slice in every channel; n: neighbours n slices apart as the other channels
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            raise CTLensError(f"preprocessing input size must lie in 1-{MAX_INPUT_SIZE}, got {self.input_size}")
+        if self.channels != INPUT_CHANNELS:
+            raise CTLensError(f"preprocessing must make {INPUT_CHANNELS} input channels, got {self.channels}")
+        if not (len(self.mean) == len(self.std) == self.channels and all(math.isfinite(m) for m in self.mean)
+                and all(0 < s < math.inf for s in self.std)):  # fmt: skip
+            raise CTLensError(f"preprocessing needs a finite mean and a positive finite std per channel, "
+                              f"got mean {self.mean} and std {self.std}")  # fmt: skip
+        if not (0 < self.window.width < math.inf and math.isfinite(self.window.level)):
+            raise CTLensError(f"preprocessing window needs a positive width and a finite level, got {self.window}")
+        if self.adjacent < 0:
+            raise CTLensError(f"preprocessing adjacent-slice step must not be negative, got {self.adjacent}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

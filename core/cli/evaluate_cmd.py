@@ -11,6 +11,7 @@ from core.atomic import atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
+from core.errors import CTLensError
 from core.evaluate import best_per_column, table, table1, table_csv
 
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--model", help="checkpoint (.safetensors) or run folder")
     p.add_argument("--baselines", action="store_true", help="add LBP+SVM and deep features+SVM (cross-validated)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the baselines (default 5)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs, >= 1 (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--positive", help="class folder holding the positive (COVID) images")
@@ -30,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bootstrap < 1:
+        raise CTLensError(f"--bootstrap must be at least 1 resample, got {args.bootstrap}")
     if args.csv is not None:
         check_output_outside(args.csv, Path(args.data))
     model, card, path = load_model(args.model, args.device)

@@ -16,6 +16,7 @@ from core.atomic import atomic_path, atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
 from core.cli.progress import ProgressBar
 from core.datasets import Dataset, Sample, open_dataset
+from core.errors import CTLensError
 from core.explain.methods import METHODS
 from core.overlap import DEFAULT_THRESHOLD, OverlapScores, score_slice, summarise, support_region
 from core.preprocess import display_values
@@ -64,7 +65,17 @@ def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...
     return rows
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise CTLensError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.threshold <= 1:
+        raise CTLensError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    if args.top < 0:
+        raise CTLensError(f"--top must not be negative, got {args.top}")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_options(args)
     data = open_dataset(args.data)
     check_output_outside(args.out, args.data)
     rows = _explain(args, data, data.samples)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from core.cli.progress import ProgressBar
 from core.datasets import open_dataset
+from core.errors import CTLensError
 from core.pretrain.probe import FEATURES, describe, linear_probe
+from core.train.config import MAX_SEED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.input_size is not None and args.input_size < 1:
+        raise CTLensError(f"--input-size must be at least 1, got {args.input_size}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise CTLensError(f"--seed must lie in 0-{MAX_SEED}, got {args.seed}")
     dataset = open_dataset(args.data, positive=args.positive, negative=args.negative)
     result = linear_probe(dataset, args.backbone, arch=args.arch, input_size=args.input_size, features=args.features,
                           folds=args.folds, seed=args.seed, device=args.device,

@@ -9,6 +9,7 @@ ReLU).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -115,6 +116,7 @@ def build_classifier(arch: str = "alexnet", num_classes: int = 2) -> nn.Module:
     return make_hookable(model)
 
 
+@functools.lru_cache(maxsize=64)  # model cards check their size on every read
 def check_input_size(arch: str, size: int) -> None:
     """Raise CTLensError unless ``arch`` takes ``size``×``size`` images (AlexNet's pooling needs at
     least 63 px). Shapes only: the network is built and run on the meta device, without weights."""

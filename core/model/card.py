@@ -9,6 +9,7 @@ from typing import Any
 
 from core import __version__
 from core.errors import CTLensError
+from core.model.build import check_input_size
 from core.preprocess import Preprocessing
 
 CARD_KEY = "ctlens_model_card"
@@ -43,14 +44,20 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
+        """The card in ``text``; raises CTLensError for a damaged card, one that needs a newer CTLens, or
+        one whose input size its network cannot take."""
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
             known = {f.name for f in fields(cls)}
             data = {k: v for k, v in data.items() if k in known}
             data["classes"] = tuple(data["classes"])
             data["preprocessing"] = Preprocessing.from_dict(data["preprocessing"])
             if int(data.get("format", 0)) > FORMAT:
                 raise CTLensError(f"model card format {data['format']} is newer than this CTLens understands")
-            return cls(**data)
+            card = cls(**data)
         except (ValueError, KeyError, TypeError) as exc:
             raise CTLensError(f"invalid model card ({type(exc).__name__}: {exc})") from exc
+        check_input_size(card.arch, card.preprocessing.input_size)
+        return card

@@ -60,7 +60,15 @@ def read_card(path: str | Path) -> ModelCard:
         raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
     if CARD_KEY not in meta:
         raise CTLensError(f"{path.name}: safetensors file without a CTLens model card")
-    return ModelCard.from_json(meta[CARD_KEY])
+    return _parse_card(path, meta[CARD_KEY])
+
+
+def _parse_card(path: Path, text: str) -> ModelCard:
+    """:meth:`ModelCard.from_json`, its errors naming the file."""
+    try:
+        return ModelCard.from_json(text)
+    except CTLensError as exc:
+        raise CTLensError(f"{path.name}: {exc}") from exc
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelCard]:
@@ -87,7 +95,7 @@ def _optional_card(path: Path) -> ModelCard | None:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CTLensError(f"{path.name}: not a safetensors checkpoint ({exc})") from exc
-    return ModelCard.from_json(meta[CARD_KEY]) if CARD_KEY in meta else None
+    return _parse_card(path, meta[CARD_KEY]) if CARD_KEY in meta else None
 
 
 def load_backbone_safetensors(model: nn.Module, path: Path, *, strict: bool = False) -> int:

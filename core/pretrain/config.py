@@ -7,7 +7,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.errors import CTLensError
 from core.pretrain.augment import ViewAugment
+from core.train.config import MAX_SEED
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,22 @@ class PretrainConfig:
     augment: ViewAugment = field(default_factory=ViewAugment)
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "queue_size", "hidden_dim", "proj_dim", "input_size", "bn_groups",
+                     "slice_step"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise CTLensError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        for words, value in (("learning rate", self.lr), ("temperature", self.temperature)):
+            if not 0 < value < math.inf:
+                raise CTLensError(f"{words} must be positive and finite, got {value}")
+        for words, value in (("momentum", self.momentum), ("key momentum", self.key_momentum)):
+            if not 0 <= value < 1:
+                raise CTLensError(f"{words} must lie in [0, 1), got {value}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise CTLensError(f"weight decay must be finite and not negative, got {self.weight_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise CTLensError(f"seed must lie in 0-{MAX_SEED}, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

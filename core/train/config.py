@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.errors import CTLensError
 from core.train.tensors import Augment
+
+MAX_SEED = 2**32 - 1  # numpy's limit; seed * 100_003 + epoch also fits torch's 64-bit seeds
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class TrainConfig:
             raise CTLensError(f"validation fraction must lie in (0, 1), got {self.val_fraction}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise CTLensError(f"dropout probability must lie in [0, 1), got {self.dropout}")
-        if self.attention_loss < 0:
+        if not 0 <= self.attention_loss < math.inf:
             raise CTLensError(f"attention loss weight must not be negative, got {self.attention_loss}")
         if self.freeze_epochs < 0:
             raise CTLensError(f"head-only epochs (features frozen) must not be negative, got {self.freeze_epochs}")
@@ -51,8 +54,14 @@ class TrainConfig:
             raise CTLensError("the attention loss needs gradients through the features: no head-only epochs with it")
         if self.adjacent_slices < 0:
             raise CTLensError(f"adjacent-slice step must not be negative, got {self.adjacent_slices}")
-        if self.lr <= 0:
-            raise CTLensError(f"learning rate must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise CTLensError(f"learning rate must be positive and finite, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise CTLensError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise CTLensError(f"weight decay must be finite and not negative, got {self.weight_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise CTLensError(f"seed must lie in 0-{MAX_SEED}, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

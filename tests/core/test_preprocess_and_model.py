@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from core.errors import CTLensError
 from core.model.build import build_classifier, cam_layer, check_input_size, initialise, load_backbone_state
-from core.model.card import ModelCard
+from core.model.card import CARD_KEY, ModelCard
 from core.model.checkpoint import load_checkpoint, read_card, save_checkpoint
 from core.model.device import pick_device
 from core.pixels import LUNG
@@ -65,6 +67,30 @@ def test_corrupt_and_mismatching_checkpoints_give_clear_errors(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CTLensError, match="no such checkpoint"):
         read_card(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"channels": 1}, "must make 3 input channels, got 1"),
+    ({"input_size": 100000}, "input size must lie in 1-4096, got 100000"),
+    ({"input_size": 1}, "input size 1 is too small for alexnet"),
+    ({"std": [0, 0, 0]}, "positive finite std per channel"),
+    ({"mean": [float("nan")] * 3}, "finite mean"),
+    ({"window": {"width": 0, "level": -600}}, "window needs a positive width"),
+])  # fmt: skip
+def test_damaged_preprocessing_in_a_card_is_an_error_naming_the_file(tmp_path, change, message):
+    card = json.loads(ModelCard("alexnet", ("a", "b"), Preprocessing()).to_json())
+    card["preprocessing"].update(change)
+    path = tmp_path / "damaged.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={CARD_KEY: json.dumps(card)})
+    with pytest.raises(CTLensError, match=f"^damaged.safetensors: .*{re.escape(message)}"):
+        read_card(path)
+
+
+def test_a_card_that_is_not_a_json_object_is_an_invalid_card(tmp_path):
+    path = tmp_path / "list.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={CARD_KEY: "[]"})
+    with pytest.raises(CTLensError, match="^list.safetensors: invalid model card .*a JSON list, not an object"):
+        read_card(path)
 
 
 def test_pth_state_dict_import_skips_the_head_and_refuses_pickles(tmp_path):
