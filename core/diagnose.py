@@ -93,7 +93,8 @@ def study_verdict(
     if p.size == 0:
         raise CTLensError("no slices to diagnose")
     if not np.isfinite(p).all():
-        raise CTLensError(f"{int((~np.isfinite(p)).sum())} slice probabilities are NaN or infinite: no verdict")
+        raise CTLensError(f"{int((~np.isfinite(p)).sum())} of {p.size} slice probabilities are NaN or infinite: "
+                          "no verdict")  # fmt: skip
     order = np.argsort(-p, kind="stable")
     if rule == "max":
         score = float(p[order[0]])
