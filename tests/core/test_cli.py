@@ -83,8 +83,10 @@ def test_synth_command(tmp_path, capsys):
     code = main(["synth", "--out", str(tmp_path / "u"), "--patients", "2", "--slices", "4", "--size", "64",
                  "--healthy-every", "3"])  # fmt: skip
     assert code == 0 and (tmp_path / "u" / "SYN002" / "lesions.seg.dcm").is_file()  # every 3rd is healthy
-    with pytest.raises(SystemExit, match="--healthy-every >= 1"):
-        main(["synth", "--out", str(tmp_path / "v"), "--healthy-every", "0"])
+    for bad in (["--healthy-every", "0"], ["--seed", "-1"]):  # one line, exit 2, nothing written
+        assert main(["synth", "--out", str(tmp_path / "v"), *bad]) == 2
+        assert "--healthy-every >= 1, 0 <= --seed < 2^32" in capsys.readouterr().err
+        assert not (tmp_path / "v").exists()
 
 
 def test_python_dash_m_desktop_help_needs_no_display():
