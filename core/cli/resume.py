@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from core.errors import CTLensError
+from core.run_folder import read_config
 
 
 def planned_epochs(args: argparse.Namespace, default: int) -> int:
@@ -13,7 +15,7 @@ def planned_epochs(args: argparse.Namespace, default: int) -> int:
         return int(args.epochs)
     if args.resume:
         try:
-            return int(json.loads((args.out / "config.json").read_text())["epochs"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return int(read_config(args.out)["epochs"])
+        except (CTLensError, KeyError, TypeError, ValueError):
             pass  # the engine says why the run cannot be resumed
     return default

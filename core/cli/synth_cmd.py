@@ -8,6 +8,7 @@ from pathlib import Path
 from core.cli.progress import ProgressBar
 from core.errors import CTLensError
 from core.synth.study import SynthSpec, synthesize
+from core.train.config import MAX_SEED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     if (args.patients < 1 or args.slices < 4 or args.size < 64 or args.size % 2 or not 0 < args.lesion_scale <= 3
-            or args.healthy_every < 1 or not 0 <= args.seed < 2**32):  # fmt: skip
+            or args.healthy_every < 1 or not 0 <= args.seed <= MAX_SEED):  # fmt: skip
         raise CTLensError("need --patients >= 1, --slices >= 4, an even --size >= 64, 0 < --lesion-scale <= 3, "
                           "--healthy-every >= 1, 0 <= --seed < 2^32")  # fmt: skip
     spec = SynthSpec(args.patients, args.slices, args.seed, args.size, args.lesion_scale, args.twins,
