@@ -8,10 +8,15 @@ from pathlib import Path
 
 from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
-from core.cli.resume import planned_epochs
+from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings
 from core.errors import Cancelled
 from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.loop import pretrain
+
+# settings options (argument dest -> PretrainConfig field); --epochs and --device are read apart
+SETTINGS = {"arch": "arch", "init": "init", "lr": "lr", "batch_size": "batch_size", "temperature": "temperature",
+            "queue": "queue_size", "input_size": "input_size", "bn_groups": "bn_groups", "slice_step": "slice_step",
+            "group_by_name": "group_by_name", "seed": "seed"}  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,23 +24,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("pretrain", help="self-supervised pretraining of the backbone on unlabeled CT (MoCo v2)")
     p.add_argument("data", nargs="*", type=Path, help="image folders/files, DICOM studies, NIfTI volumes (no labels)")
     p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, backbone.safetensors)")
-    p.add_argument("--arch", default=d.arch, help="torchvision classifier whose backbone is pretrained")
-    p.add_argument("--init", default=d.init, help="scratch | imagenet | PATH (start from these weights)")
+    p.add_argument("--arch", help=f"torchvision classifier whose backbone is pretrained (default: {d.arch})")
+    p.add_argument("--init", help="scratch (default) | imagenet | PATH (start from these weights)")
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume, the run's own")
-    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (cosine schedule)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
-    p.add_argument("--queue", type=int, default=d.queue_size, help="negative keys kept (at most half the images)")
-    p.add_argument("--input-size", type=int, default=d.input_size)
-    p.add_argument("--bn-groups", type=int, default=d.bn_groups,
-                   help="trunks with batch norm: encode queries and shuffled keys in N sub-batches (1: off)")
-    p.add_argument("--slice-step", type=int, default=d.slice_step, help="use every n-th slice of a volume")
-    p.add_argument("--group-by-name", action="store_true",
+    p.add_argument("--lr", type=float, help=f"SGD learning rate, cosine schedule (default {d.lr})")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {d.temperature})")
+    p.add_argument("--queue", type=int, help=f"negative keys kept, at most half the images (default {d.queue_size})")
+    p.add_argument("--input-size", type=int, help=f"default {d.input_size}")
+    p.add_argument("--bn-groups", type=int,
+                   help=f"trunks with batch norm: encode queries and shuffled keys in N sub-batches (1: off; "
+                        f"default {d.bn_groups})")
+    p.add_argument("--slice-step", type=int, help="use every n-th slice of a volume (default 1)")
+    p.add_argument("--group-by-name", action="store_true", default=None,
                    help="image files in a folder whose names differ only in a trailing number are slices of one "
                         "volume (for --slice-step, and a query's negatives leave out its own volume)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (DATA may be left out)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own settings (DATA, --epochs and --device may change)")
     p.set_defaults(run=run)
 
 
@@ -46,12 +53,9 @@ def _print_epoch(r: PretrainRecord) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out, *args.data)
-    cfg = PretrainConfig(
-        arch=args.arch, init=args.init, epochs=planned_epochs(args, PretrainConfig.epochs), lr=args.lr,
-        batch_size=args.batch_size, temperature=args.temperature, queue_size=args.queue,
-        input_size=args.input_size, bn_groups=args.bn_groups, slice_step=args.slice_step,
-        group_by_name=args.group_by_name, seed=args.seed, device=args.device,
-    )  # fmt: skip
+    given = given_settings(args, SETTINGS)
+    refuse_changed_settings(args, given, {"queue_size": "--queue"})
+    cfg = PretrainConfig(**given, epochs=planned_epochs(args, PretrainConfig.epochs), device=args.device)
     trained: list[PretrainRecord] = []
 
     def on_epoch(record: PretrainRecord) -> None:

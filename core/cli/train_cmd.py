@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
-from core.cli.resume import planned_epochs
+from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings, run_count
 from core.datasets import Dataset, open_dataset
 from core.errors import Cancelled
 from core.train.config import TrainConfig
@@ -18,7 +18,11 @@ from core.train.cross_validate import REPORTED, cross_validate
 from core.train.distributed import is_main, leave
 from core.train.history import EpochRecord
 from core.train.loop import train
-from core.train.tensors import Augment
+
+# settings options (argument dest -> TrainConfig field); --epochs, --device and --no-augment are read apart
+SETTINGS = {name: name for name in ("arch", "init", "lr", "batch_size", "momentum", "weight_decay", "optimizer",
+                                    "schedule", "balance", "dropout", "attention_loss", "freeze_epochs", "seed",
+                                    "input_size", "adjacent_slices", "val_fraction", "folds")}  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,50 +30,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("train", help="train the COVID-lesion classifier (AlexNet, SGD+momentum by default)")
     p.add_argument("data", type=Path, help="dataset folder (COVID-CT, class folders, Imgs+GT, or synthetic)")
     p.add_argument("--out", required=True, type=Path, help="run folder (history.jsonl, best/last checkpoints)")
-    p.add_argument("--arch", default=d.arch, help="torchvision classifier (default: alexnet)")
-    p.add_argument("--init", default=d.init, help="imagenet-if-available | imagenet | scratch | PATH")
+    p.add_argument("--arch", help=f"torchvision classifier (default: {d.arch})")
+    p.add_argument("--init", help="imagenet-if-available (default) | imagenet | scratch | PATH")
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume, the run's own")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
-    p.add_argument("--schedule", choices=("none", "cosine", "step"), default=d.schedule)
-    p.add_argument("--no-augment", action="store_true", help="no flips, affine or intensity jitter")
-    p.add_argument("--balance", action="store_true", help="weigh the loss by inverse class frequency")
+    p.add_argument("--lr", type=float, help=f"default {d.lr}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--momentum", type=float, help=f"default {d.momentum}")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {d.optimizer}")
+    p.add_argument("--schedule", choices=("none", "cosine", "step"), help=f"default {d.schedule}")
+    p.add_argument("--no-augment", action="store_true", default=None, help="no flips, affine or intensity jitter")
+    p.add_argument("--balance", action="store_true", default=None, help="weigh the loss by inverse class frequency")
     p.add_argument(
         "--dropout", type=float, metavar="P", help="the classifier's dropout probability (default: AlexNet's 0.5)"
     )
     p.add_argument(
         "--attention-loss",
         type=float,
-        default=d.attention_loss,
         metavar="W",
         help="teach Grad-CAM the lesion masks, weight W (GAIN-style; datasets with masks; default 0: labels only)",
     )
     p.add_argument(
         "--freeze-epochs",
         type=int,
-        default=d.freeze_epochs,
         metavar="N",
         help="train only the head for the first N epochs, the features frozen (after --init from a backbone)",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N] | mps")
-    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--input-size", type=int, help=f"default {d.input_size}")
     p.add_argument(
         "--adjacent-slices",
         type=int,
-        default=d.adjacent_slices,
         metavar="N",
         help="2.5-D input: the slice and its neighbours N slices apart as the three channels (series only; "
         "default 0: the slice in every channel)",
     )
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--folds", type=int, default=1, help="K > 1: K-fold cross-validation (stratified, by patient)")
+    p.add_argument("--val-fraction", type=float, help=f"default {d.val_fraction}")
+    p.add_argument("--folds", type=int, help="K > 1: K-fold cross-validation (stratified, by patient)")
     p.add_argument("--positive", help="class folder holding the positive (COVID) images")
     p.add_argument("--negative", help="class folder holding the negative images")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own settings (--epochs and --device may change)")
     p.set_defaults(run=run)
 
 
@@ -91,19 +93,16 @@ def _print_epoch(r: EpochRecord) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out, args.data)
     dataset = open_dataset(args.data, positive=args.positive, negative=args.negative)
-    cfg = TrainConfig(
-        arch=args.arch, init=args.init, epochs=planned_epochs(args, TrainConfig.epochs), lr=args.lr,
-        batch_size=args.batch_size,
-        momentum=args.momentum, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
-        balance=args.balance, augment=None if args.no_augment else Augment(), seed=args.seed, device=args.device,
-        input_size=args.input_size, adjacent_slices=args.adjacent_slices, val_fraction=args.val_fraction,
-        folds=args.folds, attention_loss=args.attention_loss, freeze_epochs=args.freeze_epochs, dropout=args.dropout,
-    )  # fmt: skip
+    given = given_settings(args, SETTINGS)
+    if args.no_augment:
+        given["augment"] = None
+    refuse_changed_settings(args, given, {"augment": "--no-augment"})
+    cfg = TrainConfig(**given, epochs=planned_epochs(args, TrainConfig.epochs), device=args.device)
     main = is_main()
     if main:
         print(f"{dataset.layout} dataset, {len(dataset.samples)} images; train/val as printed per epoch")
     try:
-        if args.folds > 1:
+        if run_count(args, "folds", cfg.folds) > 1:
             return _cross_validate(dataset, args, cfg, main)
         result = train(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train") if main else None,
                        on_epoch=_print_epoch)  # fmt: skip

@@ -73,7 +73,8 @@ def cross_validate(
     if resume:
         if not (run / "config.json").is_file():
             raise CTLensError(f"{run}: nothing to resume (no config.json)")
-        cfg = parse_settings(run, TrainConfig.from_dict, {**read_config(run), "epochs": cfg.epochs})
+        given = {"epochs": cfg.epochs, "device": cfg.device}
+        cfg = parse_settings(run, TrainConfig.from_dict, {**read_config(run), **given})
     elif (run / "config.json").exists():
         raise CTLensError(f"{run}: already holds a run; use --resume or another folder")
     if cfg.folds < 2:

@@ -154,7 +154,7 @@ def train(
         if not (run / "last.state.safetensors").is_file():
             raise CTLensError(f"{run}: nothing to resume (no last.state.safetensors)")
         stored = read_config(run)
-        cfg = parse_settings(run, TrainConfig.from_dict, {**stored, "epochs": cfg.epochs})
+        cfg = parse_settings(run, TrainConfig.from_dict, {**stored, "epochs": cfg.epochs, "device": cfg.device})
         if cfg.epochs != stored.get("epochs") and is_main():  # a later --resume keeps the new plan
             atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     elif (run / "history.jsonl").exists():

@@ -92,6 +92,9 @@ def test_train_command_with_folds_prints_each_fold_and_the_mean(train_root, tmp_
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "fold 1   " in out and "fold 2   " in out and "mean±sd" in out
+    resume = ["train", str(train_root), "--out", str(tmp_path / "cv"), "--resume", "--epochs", "2", "--device", "cpu"]
+    assert main(resume) == 0  # without --folds: the run's own 2 folds
+    assert [len(read_history(fold_dir(tmp_path / "cv", k) / "history.jsonl")) for k in range(2)] == [2, 2]
     assert main(["train", str(train_root), "--out", str(tmp_path / "one"), "--folds", "1", "--epochs", "0"]) == 2
 
 

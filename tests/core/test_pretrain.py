@@ -265,6 +265,9 @@ def test_cancel_then_cli_resume_equals_the_uninterrupted_run(full_run, train_roo
     assert main(["pretrain", "--out", str(run), "--resume", "--device", "cpu"]) == 0  # the extended plan is kept
     assert "already 3 epochs" in capsys.readouterr().out
     assert [r.epoch for r in read_records(run / "history.jsonl", PretrainRecord.from_json)] == [1, 2, 3]
+    assert main(["pretrain", "--out", str(run), "--resume", "--epochs", "4", "--queue", "7", "--lr", "0.01"]) == 2
+    assert "which --queue would change" in capsys.readouterr().err  # lr 0.01 is the run's own
+    assert [r.epoch for r in read_records(run / "history.jsonl", PretrainRecord.from_json)] == [1, 2, 3]
     with pytest.raises(CTLensError, match="nothing to resume"):
         pretrain([train_root], tmp_path / "none", TINY, resume=True)
 

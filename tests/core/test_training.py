@@ -87,6 +87,22 @@ def test_cli_resume_keeps_the_runs_planned_epochs_unless_told(dataset, train_roo
     assert [r.epoch for r in read_history(cut / "history.jsonl")] == [1, 2, 3]
 
 
+def test_cli_resume_refuses_settings_that_differ_from_the_runs(dataset, train_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(dataset, run, replace(TINY, epochs=1, schedule="cosine"))
+    capsys.readouterr()
+    changed = ["--lr", "0.5", "--seed", "3", "--no-augment", "--balance"]  # the seed is the run's own (3)
+    assert main(["train", str(train_root), "--out", str(run), "--resume", "--epochs", "2", *changed]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--seed" not in err
+    assert "lr 0.001, balance False, augment on" in err and "which --lr, --balance, --no-augment would change" in err
+    assert [r.epoch for r in read_history(run / "history.jsonl")] == [1]  # nothing ran
+    same = ["--lr", "0.001", "--seed", "3", "--init", "scratch", "--input-size", "64", "--batch-size", "8",
+            "--schedule", "cosine", "--device", "cpu"]  # fmt: skip
+    assert main(["train", str(train_root), "--out", str(run), "--resume", "--epochs", "2", *same]) == 0
+    assert [r.epoch for r in read_history(run / "history.jsonl")] == [1, 2]
+
+
 def test_resume_without_a_run_is_an_error(dataset, tmp_path):
     with pytest.raises(CTLensError, match="nothing to resume"):
         train(dataset, tmp_path / "none", TINY, resume=True)
