@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch import nn
 
 from core.atomic import atomic_path, atomic_write_text, check_output_outside
 from core.cli.model_arg import load_model
@@ -18,6 +19,8 @@ from core.cli.progress import ProgressBar
 from core.datasets import Dataset, Sample, open_dataset
 from core.errors import CTLensError
 from core.explain.methods import METHODS
+from core.model.build import cam_layer
+from core.model.card import ModelCard
 from core.overlap import DEFAULT_THRESHOLD, OverlapScores, score_slice, summarise, support_region
 from core.preprocess import display_values
 from core.render import overlay
@@ -42,8 +45,8 @@ def _safe_name(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id)
 
 
-def _explain(args: argparse.Namespace, data: Dataset, samples: tuple[Sample, ...]) -> list[dict[str, object]]:
-    model, card, _ = load_model(args.model, args.device)
+def _explain(args: argparse.Namespace, model: nn.Module, card: ModelCard, data: Dataset,
+             samples: tuple[Sample, ...]) -> list[dict[str, object]]:  # fmt: skip
     rows: list[dict[str, object]] = []
     bar = ProgressBar(f"explain ({args.method})")
     explained = explain_images(model, card, data, samples, method=args.method, layer=args.layer,
@@ -78,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     _check_options(args)
     data = open_dataset(args.data)
     check_output_outside(args.out, args.data)
-    rows = _explain(args, data, data.samples)
+    model, card, path = load_model(args.model, args.device)
+    layer = None if args.method == "rise" else args.layer or cam_layer(model)  # RISE is black-box
+    rows = _explain(args, model, card, data, data.samples)
     with atomic_path(args.out / "overlap.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -87,14 +92,16 @@ def run(args: argparse.Namespace) -> int:
         OverlapScores(r["consistent_degree"], r["iou"], r["dice"], r["pointing_game"])  # type: ignore[arg-type]
         for r in rows
     )
-    atomic_write_text(args.out / "summary.json", json.dumps({"method": args.method, "threshold": args.threshold,
-                      "images": len(rows), **summary.__dict__}, indent=2) + "\n")  # fmt: skip
+    described = {"model": str(path), "method": args.method, "layer": layer, "threshold": args.threshold}
+    atomic_write_text(args.out / "summary.json",
+                      json.dumps({**described, "images": len(rows), **summary.__dict__}, indent=2) + "\n")  # fmt: skip
     if summary.consistent_degree is None:
         print(f"{len(rows)} heatmaps in {args.out}; no lesion masks, so no overlap figures")
     else:
         print(f"{len(rows)} heatmaps in {args.out}; {summary.slices_with_lesion} images with lesions: mean consistent "
               f"degree {summary.consistent_degree:.4f}, IoU {summary.iou:.4f}, Dice {summary.dice:.4f}, "
-              f"pointing game {summary.pointing_game:.3f} (threshold {args.threshold:g})")  # fmt: skip
+              f"pointing game {summary.pointing_game:.3f} (threshold {args.threshold:g}"
+              f"{f', layer {layer}' if layer else ''})")  # fmt: skip
     if args.top:
         scored = [r for r in rows if r["consistent_degree"] is not None]  # ranked as the attention gallery ranks
         scored.sort(key=lambda r: (-r["consistent_degree"], -r["lesion_pixels"]))  # type: ignore[operator]

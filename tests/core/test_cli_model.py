@@ -61,7 +61,8 @@ def test_explain_writes_heatmaps_overlays_and_overlap(run_dir, train_root, tmp_p
     assert all(int(r["lesion_pixels"]) > 0 for r in with_lesion)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["slices_with_lesion"] == len(with_lesion) and summary["threshold"] == 0.7
-    assert "mean consistent degree" in capsys.readouterr().out
+    assert summary["layer"] == "features.11" and summary["model"] == str(run_dir / "best.safetensors")  # conv5's ReLU
+    assert "mean consistent degree" in (printed := capsys.readouterr().out) and "layer features.11)" in printed
 
 
 def test_explain_refuses_to_write_into_the_data(run_dir, train_root, capsys):
