@@ -57,7 +57,8 @@ def refuse_changed_settings(args: argparse.Namespace, given: Mapping[str, Any], 
 
 
 def _shown(value: Any) -> str:
-    """A stored setting in a message: nested settings (augmentation) as on/off."""
+    """A stored setting in a message: nested settings (augmentation, which only --no-augment can
+    contradict) as on."""
     if isinstance(value, dict):
         return "on"
-    return "off" if value is None else repr(value)
+    return repr(value)
