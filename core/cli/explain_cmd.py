@@ -45,11 +45,11 @@ def _safe_name(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id)
 
 
-def _explain(args: argparse.Namespace, model: nn.Module, card: ModelCard, data: Dataset,
+def _explain(args: argparse.Namespace, model: nn.Module, card: ModelCard, layer: str | None, data: Dataset,
              samples: tuple[Sample, ...]) -> list[dict[str, object]]:  # fmt: skip
     rows: list[dict[str, object]] = []
     bar = ProgressBar(f"explain ({args.method})")
-    explained = explain_images(model, card, data, samples, method=args.method, layer=args.layer,
+    explained = explain_images(model, card, data, samples, method=args.method, layer=layer,
                                batch_size=args.batch_size, progress=bar)  # fmt: skip
     for e in explained:
         heat, mask = e.heatmap, e.mask
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out, args.data)
     model, card, path = load_model(args.model, args.device)
     layer = None if args.method == "rise" else args.layer or cam_layer(model)  # RISE is black-box
-    rows = _explain(args, model, card, data, data.samples)
+    rows = _explain(args, model, card, layer, data, data.samples)  # the layer summary.json names is the one used
     with atomic_path(args.out / "overlap.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
