@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
-from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings
+from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings, stored_settings
 from core.errors import Cancelled
 from core.pretrain.config import PretrainConfig, PretrainRecord
 from core.pretrain.loop import pretrain
@@ -54,8 +54,9 @@ def _print_epoch(r: PretrainRecord) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output_outside(args.out, *args.data)
     given = given_settings(args, SETTINGS)
-    refuse_changed_settings(args, given, {"queue_size": "--queue"})
-    cfg = PretrainConfig(**given, epochs=planned_epochs(args, PretrainConfig.epochs), device=args.device)
+    stored = stored_settings(args)
+    refuse_changed_settings(args, stored, given, {"queue_size": "--queue"})
+    cfg = PretrainConfig(**given, epochs=planned_epochs(args, stored, PretrainConfig.epochs), device=args.device)
     trained: list[PretrainRecord] = []
 
     def on_epoch(record: PretrainRecord) -> None:

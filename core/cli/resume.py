@@ -15,23 +15,31 @@ from core.errors import CTLensError
 from core.run_folder import CONFIG, read_config
 
 
-def planned_epochs(args: argparse.Namespace, default: int) -> int:
+def stored_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Resuming, the run's settings as stored in ``RUN/config.json`` (read once per command); else,
+    or when that file cannot be read (the engine then says why the run cannot be resumed), none."""
+    if not args.resume:
+        return {}
+    try:
+        return read_config(args.out)
+    except CTLensError:
+        return {}
+
+
+def planned_epochs(args: argparse.Namespace, stored: Mapping[str, Any], default: int) -> int:
     """``--epochs`` as given; resuming without it, the run's own plan, so that a resumed run keeps its
     learning-rate schedule; else ``default``."""
-    return run_count(args, "epochs", default)
+    return run_count(args, stored, "epochs", default)
 
 
-def run_count(args: argparse.Namespace, name: str, default: int) -> int:
-    """Integer option ``name`` as typed; resuming without it, the run's own value
-    (``RUN/config.json``); else ``default``."""
+def run_count(args: argparse.Namespace, stored: Mapping[str, Any], name: str, default: int) -> int:
+    """Integer option ``name`` as typed; else the resumed run's own value (``stored``); else ``default``."""
     if getattr(args, name) is not None:
         return int(getattr(args, name))
-    if args.resume:
-        try:
-            return int(read_config(args.out)[name])
-        except (CTLensError, KeyError, TypeError, ValueError):
-            pass  # the engine says why the run cannot be resumed
-    return default
+    try:
+        return int(stored[name])
+    except (KeyError, TypeError, ValueError):
+        return default
 
 
 def given_settings(args: argparse.Namespace, options: Mapping[str, str]) -> dict[str, Any]:
@@ -39,15 +47,10 @@ def given_settings(args: argparse.Namespace, options: Mapping[str, str]) -> dict
     return {field: getattr(args, dest) for dest, field in options.items() if getattr(args, dest) is not None}
 
 
-def refuse_changed_settings(args: argparse.Namespace, given: Mapping[str, Any], flags: Mapping[str, str]) -> None:
-    """Resuming, a CTLensError naming the typed options (``flags``: field -> option) whose values
-    differ from the run's stored settings; nothing when not resuming or nothing differs."""
-    if not args.resume:
-        return
-    try:
-        stored = read_config(args.out)
-    except CTLensError:
-        return  # the engine says why the run cannot be resumed
+def refuse_changed_settings(args: argparse.Namespace, stored: Mapping[str, Any], given: Mapping[str, Any],
+                            flags: Mapping[str, str]) -> None:  # fmt: skip
+    """A CTLensError naming the typed options (``flags``: field -> option) whose values differ from
+    the resumed run's ``stored`` settings; nothing when nothing differs (or nothing is resumed)."""
     changed = [field for field, value in given.items() if field in stored and stored[field] != value]
     if changed:
         options = ", ".join(flags.get(f, "--" + f.replace("_", "-")) for f in changed)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.atomic import check_output_outside
 from core.cli.progress import ProgressBar
-from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings, run_count
+from core.cli.resume import given_settings, planned_epochs, refuse_changed_settings, run_count, stored_settings
 from core.datasets import Dataset, open_dataset
 from core.errors import Cancelled
 from core.train.config import TrainConfig
@@ -96,13 +96,14 @@ def run(args: argparse.Namespace) -> int:
     given = given_settings(args, SETTINGS)
     if args.no_augment:
         given["augment"] = None
-    refuse_changed_settings(args, given, {"augment": "--no-augment"})
-    cfg = TrainConfig(**given, epochs=planned_epochs(args, TrainConfig.epochs), device=args.device)
+    stored = stored_settings(args)
+    refuse_changed_settings(args, stored, given, {"augment": "--no-augment"})
+    cfg = TrainConfig(**given, epochs=planned_epochs(args, stored, TrainConfig.epochs), device=args.device)
     main = is_main()
     if main:
         print(f"{dataset.layout} dataset, {len(dataset.samples)} images; train/val as printed per epoch")
     try:
-        if run_count(args, "folds", cfg.folds) > 1:
+        if run_count(args, stored, "folds", cfg.folds) > 1:
             return _cross_validate(dataset, args, cfg, main)
         result = train(dataset, args.out, cfg, resume=args.resume, progress=ProgressBar("train") if main else None,
                        on_epoch=_print_epoch)  # fmt: skip
