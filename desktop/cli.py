@@ -99,6 +99,8 @@ def _screenshot_panel(window: MainWindow, out: Path) -> int:
     """Show the workspace, wait until every lane has been idle for a moment, grab it to ``out``."""
     from PySide6 import QtCore, QtWidgets
 
+    from desktop.research.job_bar import JobBar
+
     window.show()
     workspace = window.workspace
     assert workspace is not None
@@ -115,10 +117,13 @@ def _screenshot_panel(window: MainWindow, out: Path) -> int:
             break
     out.parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(str(out))
-    message = workspace.job_bar.label.text()
+    errors = list(dict.fromkeys(bar.error for bar in workspace.findChildren(JobBar) if bar.error))
     window.close()
     if not ok:
         print(f"ctlens view: cannot write {out}", file=sys.stderr)
         return 2
-    print(f"wrote {out}" + (f" ({message})" if message else ""))
+    print(f"wrote {out}")
+    if errors:
+        print(f"ctlens view: {'; '.join(errors)}", file=sys.stderr)
+        return 2
     return 0

@@ -238,6 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
             for dock in self.findChildren(QtWidgets.QDockWidget):
                 dock.hide()
         self.stack.setCurrentWidget(self.workspace)
+        self.device_label.hide()  # it names the viewer's model; the workspace names its own
         if self.series is not None:
             index = self.view.index
             name = f"{self.series.info.description or 'series'} slice {index + 1}"
@@ -254,6 +255,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.stack.currentWidget() is not self.view:
             self.stack.setCurrentWidget(self.view)
             self.restoreState(self._viewer_docks)
+            self.device_label.show()
 
     def _on_workspace_image(self, sample: Sample) -> None:
         """Open a dataset image chosen in the workspace (an embedding point, a gallery tile)."""

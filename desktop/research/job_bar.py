@@ -14,7 +14,12 @@ class JobBar(QtWidgets.QWidget):
         super().__init__(parent)
         self.engine = engine
         self.tickets: set[int] = set()
+        self.error = ""  # the error shown, if the message is one
         self.label = QtWidgets.QLabel("")
+        self.label.setWordWrap(True)  # a long error wraps instead of widening the window
+        policy = self.label.sizePolicy()
+        policy.setHorizontalPolicy(QtWidgets.QSizePolicy.Policy.Ignored)
+        self.label.setSizePolicy(policy)
         self.bar = QtWidgets.QProgressBar()
         self.bar.setMaximumWidth(200)
         self.bar.setVisible(False)
@@ -45,7 +50,9 @@ class JobBar(QtWidgets.QWidget):
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         self.label.setText(text)
+        self.label.setToolTip(text)
         self.label.setStyleSheet("color: #c0392b" if error else "")
+        self.error = text if error else ""
 
     @QtCore.Slot(int, str)
     def _on_started(self, ticket: int, title: str) -> None:

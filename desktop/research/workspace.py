@@ -51,6 +51,13 @@ def _demo_defaults(data: Path | None, model: Path | None, job) -> dict[str, obje
     return out
 
 
+def _show_path(label: QtWidgets.QLabel, path: Path | None, *, folder: bool = False) -> None:
+    """A dataset or model by name, with its folder's when ``folder`` (runs name their checkpoints
+    alike: ``run-a/best.safetensors``); the full path in the tooltip."""
+    label.setText("demo" if path is None else f"{path.parent.name}/{path.name}" if folder else path.name)
+    label.setToolTip("" if path is None else str(path))
+
+
 class ResearchWorkspace(QtWidgets.QWidget):
     image_requested = QtCore.Signal(object)  # Sample: show it in the viewer
 
@@ -178,13 +185,11 @@ class ResearchWorkspace(QtWidgets.QWidget):
         self._refresh_current()
 
     def _show_labels(self) -> None:
-        for label, path in ((self.data_label, self.session.data), (self.model_label, self.session.model)):
-            label.setText(path.name if path is not None else "demo")
-            label.setToolTip(str(path) if path is not None else "")
+        _show_path(self.data_label, self.session.data)
+        _show_path(self.model_label, self.session.model, folder=True)
 
     def _on_session_changed(self, label: QtWidgets.QLabel, path: Path | None) -> None:
-        label.setText(path.name if path is not None else "demo")
-        label.setToolTip(str(path) if path is not None else "")
+        _show_path(label, path, folder=label is self.model_label)
         self._stale = set(PANELS) - {"training"}
         self._refresh_current()
 

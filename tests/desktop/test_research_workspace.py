@@ -74,3 +74,16 @@ def test_panel_screenshot_command(tmp_path, train_root, tiny_model):
     assert shot.shape[0] > 400 and shot.shape[1] > 800
     assert (shot.max(-1) - shot.min(-1)).mean() > 2  # coloured filter tiles, not an empty grey window
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("demo-model-*"))  # no demo training
+
+
+def test_panel_screenshot_command_fails_when_the_panel_does(tmp_path, tiny_model):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               CTLENS_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    out = tmp_path / "filters.png"
+    cmd = [sys.executable, "-m", "desktop", "--panel", "filters", "--data", str(tmp_path / "missing"),
+           "--model", str(tiny_model), "--screenshot", str(out)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("ctlens view: ")]  # not Qt's warnings
+    assert len(error) == 1 and "missing" in error[0] and "Traceback" not in result.stderr, result.stderr
+    assert out.is_file()  # the picture still shows the panel with its error
