@@ -148,7 +148,7 @@ class MainWindow(QtWidgets.QMainWindow):
         window_menu = view_menu.addMenu("&Window")
         for key, name in enumerate(PRESET_KEYS, start=1):
             title = PRESETS[name].name.capitalize() if name in PRESETS else "From the header"
-            self._action(window_menu, title, lambda n=name: self.view.set_preset(n), str(key))
+            self._action(window_menu, title, lambda _=False, n=name: self.view.set_preset(n), str(key))
         model_menu = self.menuBar().addMenu("&Model")
         self._action(model_menu, "&Open checkpoint…", self._on_open_model)
         self._action(model_menu, "Use the &demo model", lambda: self.load_model(None))

@@ -40,7 +40,11 @@ def test_keys_and_wheel_scroll_slices_and_presets_change_levels(make_window, syn
     view.viewbox.scrolled.emit(-1)  # one wheel notch towards the head
     assert view.index == 10
     np.testing.assert_array_equal(view.image.image, window.study.series[0].slice(10))
-    view.set_preset("mediastinum")
+    keys = {a.shortcut().toString(): a for a in window.findChildren(QtGui.QAction)}
+    keys["3"].trigger()  # View > Window > Bone, as key 3 does
+    assert view.window.name == "bone"
+    keys["2"].trigger()
+    assert view.window.name == "mediastinum"
     assert tuple(view.image.levels) == (-135.0, 215.0)
     view.viewbox.window_dragged.emit(100.0, 0.0)  # right-drag to the right widens the window
     assert view.window.width > 350 and view.window.name == "custom"
