@@ -43,7 +43,7 @@ def _inject(window: MainWindow) -> None:
     rng = np.random.default_rng(0)
     results = SeriesResults(n, (rows, cols), 1)
     probs = rng.random((n, 2)).astype(np.float32)
-    results.add_chunk(0, probs / probs.sum(1, keepdims=True), rng.random((n, 13, 13)).astype(np.float32))
+    results.add_chunk(np.arange(n), probs / probs.sum(1, keepdims=True), rng.random((n, 13, 13)).astype(np.float32))
     labels = np.zeros((n, rows, cols), np.uint8)
     yy, xx = np.mgrid[:rows, :cols]
     for k in range(0, n, 2):  # a lesion blob on every other slice
@@ -53,7 +53,7 @@ def _inject(window: MainWindow) -> None:
     masks = {i: labels[i] > 0 for i in range(0, n, 2)}
     results.sweeps = build_sweeps(results.raw, masks, (rows, cols))
     window.results = results
-    window.view.strip.set_values(0, results.probabilities)
+    window.view.strip.set_values(np.arange(n), results.probabilities)
     window._update_verdict()
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from desktop.main_window import MainWindow
 
 SCREENSHOT_TIMEOUT_MS = 15 * 60 * 1000  # the demo model may be training on first use
+FAILED = {"study": "cannot open", "model": "cannot load model", "analysis": "analysis failed"}
 
 
 def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,7 +50,11 @@ def view(args: argparse.Namespace) -> int:
         path = str(ensure_demo_study(progress=ProgressBar("preparing demo study")))
     app = application()
     with gui_thread_gc():
-        window = MainWindow(Engine(args.device), model_path=args.model)
+        engine = Engine(args.device)
+        failures: list[str] = []  # the viewer's failed jobs, for --screenshot's exit status
+        engine.failed.connect(lambda _t, kind, message: failures.append(f"{FAILED.get(kind, kind)}: {message}")
+                              if message != "cancelled" else None)  # fmt: skip
+        window = MainWindow(engine, model_path=args.model)
         if args.overlay == "off":
             window.heatmap_panel.visible_box.setChecked(False)
         if args.threshold is not None:
@@ -61,69 +66,50 @@ def view(args: argparse.Namespace) -> int:
         if args.panel is not None:
             window.show_workspace(args.panel, data=args.data, model=args.model, runs=args.runs)
             if args.screenshot is not None:
-                return _screenshot_panel(window, args.screenshot)
+                return _screenshot(window, args.screenshot, failures, panel=True)
         elif args.screenshot is not None:
-            return _screenshot(window, args.screenshot)
+            return _screenshot(window, args.screenshot, failures)
         window.show()
         return app.exec()
-
-
-def _screenshot(window: MainWindow, out: Path) -> int:
-    """Show the window, wait until the engine has nothing left to do, grab it to ``out``."""
-    from PySide6 import QtCore, QtWidgets
-
-    window.show()
-    loop = QtCore.QEventLoop()
-    window.analysis_done.connect(loop.quit)
-    window.engine.failed.connect(lambda *_: loop.quit())
-    QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, loop.quit)
-    loop.exec()
-    for _ in range(5):
-        QtWidgets.QApplication.processEvents()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ok = window.grab().save(str(out))
-    opened = window.study is not None
-    window.close()
-    if not ok:
-        print(f"ctlens view: cannot write {out}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0 if opened else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(argv, build_parser(extra=(_add_view,)), default=None)
 
 
-def _screenshot_panel(window: MainWindow, out: Path) -> int:
-    """Show the workspace, wait until every lane has been idle for a moment, grab it to ``out``."""
+def _screenshot(window: MainWindow, out: Path, failures: list[str], *, panel: bool = False) -> int:
+    """Show the window (the research workspace when ``panel``), wait until its jobs have settled,
+    grab it to ``out``. Exit status 2, with the errors on stderr, when a job failed (the viewer's
+    ``failures``, the workspace's panels' errors) or no study opened in the viewer."""
     from PySide6 import QtCore, QtWidgets
 
     from desktop.research.job_bar import JobBar
 
-    window.show()
     workspace = window.workspace
-    assert workspace is not None
+    window.show()
     timer = QtCore.QElapsedTimer()
     timer.start()
     quiet_since = None
-    while timer.elapsed() < SCREENSHOT_TIMEOUT_MS:
+    while timer.elapsed() < SCREENSHOT_TIMEOUT_MS:  # until every lane has been idle for a moment
         QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)  # no exec() loop here
         QtCore.QThread.msleep(20)
-        idle = workspace.ready and not window.engine.busy
+        idle = not window.engine.busy and (workspace is None or workspace.ready)
         quiet_since = (quiet_since or timer.elapsed()) if idle else None
         if quiet_since is not None and timer.elapsed() - quiet_since > 1500:
             break
     out.parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(str(out))
-    errors = list(dict.fromkeys(bar.error for bar in workspace.findChildren(JobBar) if bar.error))
+    if panel and workspace is not None:
+        failures = [bar.error for bar in workspace.findChildren(JobBar) if bar.error]
+    elif window.study is None and not failures:
+        failures.append("no study opened")
     window.close()
     if not ok:
         print(f"ctlens view: cannot write {out}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
-    if errors:
-        print(f"ctlens view: {'; '.join(errors)}", file=sys.stderr)
+    if failures:
+        print(f"ctlens view: {'; '.join(dict.fromkeys(failures))}", file=sys.stderr)
         return 2
     return 0

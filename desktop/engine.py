@@ -24,7 +24,7 @@ from core.errors import Cancelled, CTLensError
 from core.explain.series import SeriesExplanation, explain_series
 from core.io.annotations import load_annotation
 from core.io.series import Series
-from core.io.study import open_study
+from core.io.study import open_study, viewable
 from core.model.card import ModelCard
 from core.model.checkpoint import load_checkpoint
 from core.model.device import pick_device
@@ -52,10 +52,10 @@ class Job:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Results for slices ``start .. start + len(probabilities)`` of an analysis."""
+    """Results for slices ``indices`` of an analysis."""
 
     ticket: int
-    start: int
+    indices: np.ndarray  # (n,) slice indices
     probabilities: np.ndarray  # (n, K)
     raw: np.ndarray  # (n, h, w)
 
@@ -85,7 +85,7 @@ class Engine(QtCore.QObject):
 
     def open_study(self, path: str | Path | list[str]) -> int:
         name = f"{len(path)} files" if isinstance(path, list) else Path(path).name
-        return self._submit("study", f"Opening {name}", lambda t: open_study(path, cancel=self._stop(t)))
+        return self._submit("study", f"Opening {name}", lambda t: viewable(open_study(path, cancel=self._stop(t))))
 
     def load_model(self, path: str | Path | None = None) -> int:
         """Load a checkpoint; ``None`` loads the demo model, training it on first use."""
@@ -191,5 +191,5 @@ class Engine(QtCore.QObject):
         return explain_series(
             model, card, series, method=method, target=target, batch_size=self._batch_size or (8 if on_cpu else 32),
             progress=lambda d, n: self.progress.emit(ticket, d, n), cancel=self._stop(ticket),
-            on_chunk=lambda start, probs, raw: self.chunk.emit(Chunk(ticket, start, probs, raw)),
+            on_chunk=lambda indices, probs, raw: self.chunk.emit(Chunk(ticket, indices, probs, raw)),
         )  # fmt: skip

@@ -136,7 +136,9 @@ class OverlapPanel(QtWidgets.QGroupBox):
         self.table.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.setFixedHeight(self.table.verticalHeader().length() + self.table.horizontalHeader().height() + 4)
-        self.study_label = QtWidgets.QLabel("")
+        self.study_label = QtWidgets.QLabel("")  # why this slice has no scores, and what the study's are over
+        self.study_label.setWordWrap(True)
+        self._notes = ["", ""]
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.visible_box)
         layout.addWidget(self.source_label)
@@ -155,21 +157,26 @@ class OverlapPanel(QtWidgets.QGroupBox):
         values: list[str]
         if scores is None or not scores.has_lesion:
             values = ["–"] * 4
-            self.table.setToolTip(reason)
+            self._note(0, f"this slice: {reason}" if reason else "")
         else:
             pointing = "hit" if scores.pointing_game else "miss"
             values = [_fmt(scores.consistent_degree), _fmt(scores.iou), _fmt(scores.dice), pointing]
-            self.table.setToolTip("")
+            self._note(0, "")
         for row, text in enumerate(values):
             self.table.setItem(row, 0, QtWidgets.QTableWidgetItem(text))
 
     def show_study(self, summary: OverlapSummary | None) -> None:
         if summary is None or summary.slices_with_lesion == 0:
             values = ["–"] * 4
-            self.study_label.setText("")
+            self._note(1, "")
         else:
             values = [_fmt(summary.consistent_degree), _fmt(summary.iou), _fmt(summary.dice),
                       _fmt(summary.pointing_game)]  # fmt: skip
-            self.study_label.setText(f"study: mean over {summary.slices_with_lesion} slices with a lesion")
+            n = summary.slices_with_lesion
+            self._note(1, f"study: mean over {n} slice{'s' * (n != 1)} with a lesion")
         for row, text in enumerate(values):
             self.table.setItem(row, 1, QtWidgets.QTableWidgetItem(text))
+
+    def _note(self, which: int, text: str) -> None:
+        self._notes[which] = text
+        self.study_label.setText("\n".join(n for n in self._notes if n))

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.datasets import Sample
 from core.errors import CTLensError
+from core.explain.series import SeriesExplanation
 from core.io.annotations import LesionAnnotation
 from core.io.series import Series
 from core.io.study import Study
@@ -57,6 +58,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study: Study | None = None
         self.series: Series | None = None
         self.model: LoadedModel | None = None
+        self._no_model = "loading the model…"  # what the verdict panel says while there is no model
         self.results: SeriesResults | None = None
         self._tickets: dict[str, int] = {}
         self._lesions: LesionAnnotation | None = None
@@ -211,7 +213,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def analyse(self) -> None:
         """Diagnose and explain the current series with the panel's method and target."""
-        if self.series is None or self.model is None:
+        if self.series is None:
+            return
+        if self.model is None:
+            self.verdict_panel.clear(self._no_model)
             return
         self._drop_jobs("analysis", "sweeps")
         hp = self.heatmap_panel
@@ -239,12 +244,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 dock.hide()
         self.stack.setCurrentWidget(self.workspace)
         self.device_label.hide()  # it names the viewer's model; the workspace names its own
-        if self.series is not None:
+        if self.series is not None and self.view.pixels is not None:  # not an unreadable slice
             index = self.view.index
             name = f"{self.series.info.description or 'series'} slice {index + 1}"
             series = self.series
-            self.workspace.set_image(CurrentImage(name, np.asarray(series.slice(index)), series.info.unit,
-                                                  series.slice, index, len(series)))  # fmt: skip
+            self.workspace.set_image(CurrentImage(name, self.view.pixels, series.info.unit, series.slice, index,
+                                                  len(series)))  # fmt: skip
         if panel is not None:
             self.workspace.tabs.setCurrentIndex(PANELS.index(panel))
         if data is not None or model is not None or runs or self.workspace.session.model is None:
@@ -354,7 +359,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if kind == "analysis" and self._current(kind, ticket):
             self.verdict_panel.clear(f"analysis {message}" if message == "cancelled" else f"analysis failed: {message}")
         if kind == "model" and self._current(kind, ticket):
-            self.device_label.setText("no model")
+            if self.model is None:
+                self._no_model = f"no model: {message}"
+                self.device_label.setText("no model")
+                self.verdict_panel.clear(self._no_model)
+            else:  # the engine keeps the model it had
+                message += f"; still using {self.model.path.name}"
         what = {"study": "Cannot open", "model": "Cannot load model", "analysis": "Analysis", "sweeps": "Overlap",
                 "annotation": "Cannot load annotations"}  # fmt: skip
         self.statusBar().showMessage(f"{what.get(kind, kind)}: {message}")
@@ -369,8 +379,10 @@ class MainWindow(QtWidgets.QMainWindow):
             assert isinstance(result, LoadedModel)
             self._show_model(result)
         elif kind == "analysis":
+            assert isinstance(result, SeriesExplanation) and self.results is not None
+            self.results.unreadable = result.unreadable
             self._update_verdict()
-            self.statusBar().showMessage(f"Analysed {len(self.series or [])} slices", 5000)
+            self.statusBar().showMessage(self._analysed())
             self._start_sweeps()
         elif kind == "annotation":
             assert isinstance(result, LesionAnnotation)
@@ -383,16 +395,26 @@ class MainWindow(QtWidgets.QMainWindow):
             assert isinstance(result, dict)
             self.results.sweeps = result
             self._update_overlap()
-            self.statusBar().showMessage(f"Analysed {len(self.results.known)} slices", 5000)
+            self.statusBar().showMessage(self._analysed())
             self.analysis_done.emit()
+
+    def _analysed(self) -> str:
+        """The status line once a series is analysed: how many slices, and any left out."""
+        assert self.results is not None
+        done = int(self.results.known.sum())
+        bad = self.results.unreadable
+        if not bad:
+            return f"Analysed {done} slice{'s' * (done != 1)}"
+        first = next(iter(bad.values()))
+        return f"Analysed {done} of {len(self.results.known)} slices; {len(bad)} unreadable, left out ({first})"
 
     def _on_chunk(self, chunk: Chunk) -> None:
         if not self._current("analysis", chunk.ticket) or self.results is None:
             return
-        self.results.add_chunk(chunk.start, chunk.probabilities, chunk.raw)
-        self.view.strip.set_values(chunk.start, self.results.probabilities[chunk.start : chunk.start + len(chunk.raw)])
+        self.results.add_chunk(chunk.indices, chunk.probabilities, chunk.raw)
+        self.view.strip.set_values(chunk.indices, self.results.probabilities[chunk.indices])
         self._update_verdict()
-        if chunk.start <= self.view.index < chunk.start + len(chunk.raw):
+        if self.view.index in chunk.indices:
             self._on_slice_changed(self.view.index)
 
     # -- state changes ------------------------------------------------------------------------
@@ -468,7 +490,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.results is None or self.results.raw is None or self._lesions is None:
             self.analysis_done.emit()
             return
-        masks = {i: self._lesions.mask(i) for i in self._lesions.lesion_slices}
+        masks = {i: self._lesions.mask(i) for i in self._lesions.lesion_slices if self.results.known[i]}
         self._tickets["sweeps"] = self.engine.overlap_sweeps(self.results.raw, masks, self.results.shape)
 
     def _on_series_row(self, row: int) -> None:
@@ -498,19 +520,25 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_verdict(self) -> None:
         if self.results is not None:
-            self.verdict_panel.show_probabilities(self.results.known_probabilities(), self.results.complete)
+            self.verdict_panel.show_probabilities(*self.results.known_probabilities(), self.results.complete,
+                                                  len(self.results.unreadable))  # fmt: skip
 
     def _update_overlap(self) -> None:
         t = self.heatmap_panel.threshold_value
         lesions = self._lesions
         if self.results is None or lesions is None:
-            self.overlap_panel.show_slice(None, "no annotations for this series")
+            self.overlap_panel.show_slice(None, "")
             self.overlap_panel.show_study(None)
             return
         index = self.view.index
         scores = self.results.slice_scores(index, t)
         if scores is None:
-            reason = "heatmap not computed yet" if lesions.labels[index].any() else "no lesion on this slice"
+            if not lesions.labels[index].any():
+                reason = "no lesion on this slice"
+            elif index in self.results.unreadable:
+                reason = "unreadable, not analysed"
+            else:
+                reason = "heatmap not computed yet"
             self.overlap_panel.show_slice(None, reason)
         else:
             self.overlap_panel.show_slice(scores, "")

@@ -30,10 +30,10 @@ class ProbabilityStrip(QtWidgets.QWidget):
         self.current = 0
         self.update()
 
-    def set_values(self, start: int, values: np.ndarray) -> None:
-        stop = min(start + len(values), len(self.probabilities))
-        self.probabilities[start:stop] = values[: stop - start]
-        self.known[start:stop] = True
+    def set_values(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Probabilities ``values`` of slices ``indices``."""
+        self.probabilities[indices] = values
+        self.known[indices] = True
         self.update()
 
     def set_current(self, index: int) -> None:

@@ -19,23 +19,25 @@ class SeriesResults:
         self.probabilities = np.zeros(count, np.float32)  # of the lesion class
         self.known = np.zeros(count, bool)
         self.raw: np.ndarray | None = None  # (count, h, w) once the first chunk is in
+        self.unreadable: dict[int, str] = {}  # slices the analysis could not read, and why
         self.sweeps: dict[int, ThresholdSweep] = {}
         self._heat_cache: tuple[int, np.ndarray] | None = None
 
     @property
     def complete(self) -> bool:
-        return bool(self.known.all())
+        """Every slice analysed or found unreadable."""
+        return len(self.unreadable) + int(self.known.sum()) == len(self.known)
 
-    def add_chunk(self, start: int, probabilities: np.ndarray, raw: np.ndarray) -> None:
-        stop = start + len(probabilities)
-        self.probabilities[start:stop] = probabilities[:, self.positive]
+    def add_chunk(self, indices: np.ndarray, probabilities: np.ndarray, raw: np.ndarray) -> None:
+        self.probabilities[indices] = probabilities[:, self.positive]
         if self.raw is None:
             self.raw = np.zeros((len(self.known), *raw.shape[1:]), np.float32)
-        self.raw[start:stop] = raw
-        self.known[start:stop] = True
+        self.raw[indices] = raw
+        self.known[indices] = True
 
-    def known_probabilities(self) -> np.ndarray:
-        return self.probabilities[self.known]
+    def known_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """The analysed slices' indices and their lesion probabilities."""
+        return np.flatnonzero(self.known), self.probabilities[self.known]
 
     def heatmap(self, index: int) -> np.ndarray | None:
         """Slice ``index``'s heatmap in [0, 1] on the slice grid, or None while not computed."""

@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.errors import StudyReadError
 from core.io.series import Series
 from core.pixels import LUNG, PRESETS, Window
 from desktop.overlay import OverlayLayers
@@ -94,6 +95,11 @@ class StudyView(QtWidgets.QWidget):
         self.slider.setEnabled(False)
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.slice_label = QtWidgets.QLabel("no study")
+        widest = self.slice_label.fontMetrics().horizontalAdvance("slice 8888/8888  -8888.8 mm  W8888 L-8888")
+        self.slice_label.setFixedWidth(widest)  # the track beside it keeps its size while scrolling
+        self.unreadable = pg.TextItem("", color=(230, 70, 58), anchor=(0.5, 0.5))  # why a slice shows nothing
+        self.unreadable.setVisible(False)
+        self.viewbox.addItem(self.unreadable)
         self.window_box = QtWidgets.QComboBox()
         self.window_box.addItems([w.name for w in PRESETS.values()])
         self.window_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -121,6 +127,11 @@ class StudyView(QtWidgets.QWidget):
     @property
     def index(self) -> int:
         return self.slider.value()
+
+    @property
+    def pixels(self) -> np.ndarray | None:
+        """The shown slice's pixels; None when it could not be read (or no series is shown)."""
+        return self._pixels
 
     @property
     def window(self) -> Window:
@@ -219,12 +230,23 @@ class StudyView(QtWidgets.QWidget):
         if self.series is None:
             return
         index = self.slider.value()
-        self._pixels = np.asarray(self.series.slice(index))
-        self.image.setImage(self._pixels, levels=(self._window.low, self._window.high), autoLevels=False)
         pos = self.series.geometry.positions_mm[index]
-        self.slice_label.setText(
-            f"slice {index + 1}/{len(self.series)}  {pos:+.1f} mm  W{self._window.width:g} L{self._window.level:g}"
-        )
+        where = f"slice {index + 1}/{len(self.series)}  {pos:+.1f} mm"
+        try:
+            self._pixels = np.asarray(self.series.slice(index))
+        except StudyReadError as exc:  # a truncated or corrupt file: say so in its place, keep scrolling
+            self._pixels = None
+            rows, cols = self.series.shape[1:]
+            self.image.setImage(np.full((rows, cols), self._window.low, np.float32),
+                                levels=(self._window.low, self._window.high), autoLevels=False)  # fmt: skip
+            self.unreadable.setText(f"unreadable: {exc}")
+            self.unreadable.setPos(cols / 2, rows / 2)
+            self.unreadable.setVisible(True)
+            self.slice_label.setText(f"{where}  unreadable")
+            return
+        self.unreadable.setVisible(False)
+        self.image.setImage(self._pixels, levels=(self._window.low, self._window.high), autoLevels=False)
+        self.slice_label.setText(f"{where}  W{self._window.width:g} L{self._window.level:g}")
 
 
 def _auto_window(pixels: np.ndarray) -> Window:

@@ -52,8 +52,10 @@ class VerdictPanel(QtWidgets.QGroupBox):
         self.verdict_label.setText(message)
         self.suspicious.clear()
 
-    def show_probabilities(self, probabilities: np.ndarray, complete: bool) -> None:
-        """Update from the lesion probabilities known so far (``complete`` when every slice is in)."""
+    def show_probabilities(self, slices: np.ndarray, probabilities: np.ndarray, complete: bool,
+                           unreadable: int = 0) -> None:  # fmt: skip
+        """Update from the lesion ``probabilities`` of the ``slices`` known so far (``complete`` when
+        every slice is in but the ``unreadable`` ones)."""
         if probabilities.size == 0:
             self.clear()
             return
@@ -66,14 +68,16 @@ class VerdictPanel(QtWidgets.QGroupBox):
         colour = "#e6463a" if positive else "#5a96dc"
         text = "COVID lesion" if positive else "No lesion"
         partial = "" if complete else f" <i>({probabilities.size} slices so far)</i>"
+        if complete and unreadable:
+            partial = f" <i>({probabilities.size} slices; {unreadable} unreadable, left out)</i>"
         self.verdict_label.setText(
             f"<span style='font-size:15pt; font-weight:600; color:{colour}'>{text}</span><br>"
             f"score {self.verdict.score:.2f} ({self.verdict.rule}){partial}"
         )
         self.suspicious.clear()
         for index in self.verdict.suspicious:
-            item = QtWidgets.QListWidgetItem(f"slice {index + 1}: p = {probabilities[index]:.2f}")
-            item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
+            item = QtWidgets.QListWidgetItem(f"slice {slices[index] + 1}: p = {probabilities[index]:.2f}")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, int(slices[index]))
             self.suspicious.addItem(item)
 
     def _on_item(self, item: QtWidgets.QListWidgetItem) -> None:

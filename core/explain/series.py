@@ -8,13 +8,14 @@ from :meth:`SeriesExplanation.heatmap`) without running the network again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.errors import Cancelled
+from core.errors import Cancelled, StudyReadError
 from core.explain.cam import heatmaps_on_grid
 from core.explain.methods import explain_batch
 from core.explain.targets import ClassTarget
@@ -25,10 +26,11 @@ from core.preprocess import prepare_batch, resize_maps, stack_input
 
 @dataclass(frozen=True)
 class SeriesExplanation:
-    probabilities: np.ndarray  # (N, K) float32
-    raw: np.ndarray  # (N, h, w) float32, >= 0, unnormalised
+    probabilities: np.ndarray  # (N, K) float32; NaN rows for unreadable slices
+    raw: np.ndarray  # (N, h, w) float32, >= 0, unnormalised; zeros for unreadable slices
     method: str
     target: int
+    unreadable: dict[int, str] = field(default_factory=dict)  # slice index -> why it could not be read
 
     def heatmap(self, index: int, shape: tuple[int, int]) -> np.ndarray:
         """Slice ``index``'s heatmap on its pixel grid, min-max normalised to [0, 1]."""
@@ -52,29 +54,56 @@ def explain_series(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
-    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    on_chunk: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
 ) -> SeriesExplanation:
     """Probabilities and raw maps for every slice; ``target`` defaults to the COVID class.
 
-    ``on_chunk(start, probabilities, raw)`` receives each batch's results as soon as they exist
+    A slice that cannot be read (a truncated or corrupt file) is left out and named in
+    :attr:`SeriesExplanation.unreadable`; an unreadable neighbour of a 2.5-D input is replaced by
+    the slice itself, as at the ends of the series. No readable slice at all is a StudyReadError.
+    ``on_chunk(indices, probabilities, raw)`` receives each batch's results as soon as they exist
     (a viewer shows them slice by slice).
     """
     if target is None:
         target = card.positive_index
     device = next(model.parameters()).device
-    probs, maps = [], []
     n = len(series)
-    for start in range(0, n, batch_size):
+    unreadable: dict[int, str] = {}
+    done: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    indices: list[int] = []
+    pixels: list[np.ndarray] = []
+    for i in range(n):
         if cancel is not None and cancel():
             raise Cancelled("explanation cancelled")
-        idx = range(start, min(start + batch_size, n))
-        pixels = [stack_input(series.slice, i, n, card.preprocessing) for i in idx]
-        x = prepare_batch(pixels, series.info.unit, card.preprocessing).to(device)
-        raw, logits = explain_batch(model, x, method, ClassTarget(target), layer)
-        probs.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
-        maps.append(raw)
-        if on_chunk is not None:
-            on_chunk(start, probs[-1], raw)
-        if progress is not None:
-            progress(idx.stop, n)
-    return SeriesExplanation(np.concatenate(probs), np.concatenate(maps), method, target)
+        try:
+            pixels.append(stack_input(partial(_slice_or_own, series, own=i), i, n, card.preprocessing))
+            indices.append(i)
+        except StudyReadError as exc:
+            unreadable[i] = str(exc)
+        if len(indices) == batch_size or (i == n - 1 and indices):
+            x = prepare_batch(pixels, series.info.unit, card.preprocessing).to(device)
+            raw, logits = explain_batch(model, x, method, ClassTarget(target), layer)
+            chunk = (np.asarray(indices), torch.softmax(torch.from_numpy(logits), 1).numpy(), raw)
+            done.append(chunk)
+            if on_chunk is not None:
+                on_chunk(*chunk)
+            indices, pixels = [], []
+        if progress is not None and (not indices or i == n - 1):
+            progress(i + 1, n)
+    if not done:
+        raise StudyReadError(f"no slice of {series.info.description} can be read: {next(iter(unreadable.values()))}")
+    probabilities = np.full((n, done[0][1].shape[1]), np.nan, np.float32)
+    maps = np.zeros((n, *done[0][2].shape[1:]), np.float32)
+    for idx, probs, raw in done:
+        probabilities[idx], maps[idx] = probs, raw
+    return SeriesExplanation(probabilities, maps, method, target, unreadable)
+
+
+def _slice_or_own(series: Series, index: int, own: int) -> np.ndarray:
+    """Slice ``index``, or slice ``own`` in its place when it cannot be read."""
+    try:
+        return series.slice(index)
+    except StudyReadError:
+        if index == own:
+            raise
+        return series.slice(own)

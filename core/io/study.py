@@ -224,3 +224,24 @@ def open_study(
     for s in series:
         warnings += [f"{s.info.description}: {w}" for w in s.warnings]
     return Study(", ".join(map(str, sources)), tuple(series), tuple(annotations), tuple(warnings))
+
+
+def viewable(study: Study) -> Study:
+    """``study`` without the series whose middle slice (the one a viewer shows first) cannot be
+    decoded, each named in a warning; a StudyReadError when none is left. Decoding it here, off
+    a viewer's UI thread, also leaves it ready for the first paint."""
+    kept, unreadable = [], []
+    for s in study.series:
+        try:
+            s.slice(len(s) // 2)
+            kept.append(s)
+        except StudyReadError as exc:
+            unreadable.append(f"{s.info.description}: {exc}")
+    if not kept:
+        more = f" (and {len(unreadable) - 1} more series)" if len(unreadable) > 1 else ""
+        raise StudyReadError(f"{unreadable[0]}{more}")
+    if not unreadable:
+        return study
+    uids = {s.uid for s in kept}
+    annotations = tuple(a for a in study.annotations if a.series_uid in uids)
+    return Study(study.source, tuple(kept), annotations, (*(f"left out {u}" for u in unreadable), *study.warnings))

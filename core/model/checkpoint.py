@@ -81,11 +81,30 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     model = build_classifier(card.arch, len(card.classes))
     try:
         state = load_file(str(path))
-        model.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise CTLensError(f"{path.name}: weights do not match {card.arch} ({first})") from exc
+    except SafetensorError as exc:
+        raise CTLensError(f"{path.name}: unreadable weights ({str(exc).strip().splitlines()[0][:200]})") from exc
+    problem = _mismatch(model.state_dict(), state)
+    if problem:
+        raise CTLensError(f"{path.name}: weights do not match {card.arch} ({problem})")
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), card
+
+
+def _mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading into a network whose own state is ``own`` ("" if nothing)."""
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(own)} tensors missing, first {missing[0]}")
+    if extra:
+        problems.append(f"{len(extra)} unknown, first {extra[0]}")
+    if reshaped:
+        k = reshaped[0]
+        problems.append(f"{len(reshaped)} of another shape, first {k}: {tuple(state[k].shape)} "
+                        f"instead of {tuple(own[k].shape)}")  # fmt: skip
+    return "; ".join(problems)
 
 
 def _optional_card(path: Path) -> ModelCard | None:

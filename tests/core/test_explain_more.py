@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from core.errors import CTLensError
+from core.errors import CTLensError, StudyReadError
 from core.explain.hooks import output_capture
 from core.explain.maximise import maximise_activation
 from core.explain.methods import METHODS, explain_batch
@@ -92,7 +94,8 @@ def test_explain_series_batches_and_keeps_raw_maps(synth_root):
     chunks = []
     result = explain_series(model, card, series, batch_size=5, on_chunk=lambda *c: chunks.append(c))
     assert result.probabilities.shape == (12, 2) and result.target == 1
-    assert [c[0] for c in chunks] == [0, 5, 10] and [len(c[1]) for c in chunks] == [5, 5, 2]
+    assert [c[0].tolist() for c in chunks] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+    assert [len(c[1]) for c in chunks] == [5, 5, 2] and result.unreadable == {}
     np.testing.assert_array_equal(np.concatenate([c[2] for c in chunks]), result.raw)
     np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
     assert result.raw.shape[0] == 12 and np.all(result.raw >= 0)
@@ -100,3 +103,33 @@ def test_explain_series_batches_and_keeps_raw_maps(synth_root):
     assert heat.shape == (128, 128) and heat.min() >= 0 and heat.max() <= 1
     same_scale = result.heatmap_on_study_scale(3, series.shape[1:])
     assert same_scale.max() <= 1 and same_scale.shape == (128, 128)
+
+
+def test_explain_series_leaves_out_an_unreadable_slice(synth_root, tmp_path):
+    import shutil
+
+    from core.explain.series import explain_series
+    from core.io.study import open_study
+    from core.model.card import ModelCard
+    from core.preprocess import Preprocessing
+
+    study = tmp_path / "study"
+    shutil.copytree(synth_root / "SYN001", study)
+    series = open_study(study).series[0]
+    broken = Path(series.info.files[5])
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # truncated after opening
+    torch.manual_seed(0)
+    model = build_classifier().eval()
+    card = ModelCard("alexnet", ("non-COVID", "COVID"), Preprocessing(input_size=96, channels=3, adjacent=1))
+    chunks = []
+    result = explain_series(model, card, series, batch_size=5, on_chunk=lambda *c: chunks.append(c))
+    assert list(result.unreadable) == [5] and "truncated" in result.unreadable[5]
+    assert [c[0].tolist() for c in chunks] == [[0, 1, 2, 3, 4], [6, 7, 8, 9, 10], [11]]
+    assert np.isnan(result.probabilities[5]).all() and not result.raw[5].any()
+    readable = np.delete(np.arange(12), 5)
+    np.testing.assert_allclose(result.probabilities[readable].sum(1), 1, atol=1e-5)
+    again = open_study(study).series[0]  # nothing decoded yet
+    for f in map(Path, series.info.files):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(StudyReadError, match="no slice of .* can be read"):
+        explain_series(model, card, again, batch_size=5)

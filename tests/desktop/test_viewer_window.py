@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +135,50 @@ def test_bad_path_shows_error_and_keeps_current_study(make_window, synth_root, t
     assert window.study is not None and len(window.study.series[0]) == 12
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_study_whose_shown_slice_is_unreadable_is_refused_and_the_current_one_stays(make_window, synth_root,
+                                                                                      tmp_path, qtbot):  # fmt: skip
+    window = make_window(synth_root / "SYN001")
+    shown = window.series
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "CT0001.dcm").write_bytes((synth_root / "SYN002" / "CT" / "CT0001.dcm").read_bytes())
+    _truncate(single / "CT0001.dcm")
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000):
+        window.open_path(single)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Cannot open:") and "truncated" in message
+    assert window.series is shown and window.view.series is shown and window.results is not None
+    assert window.windowTitle().endswith("SYN001")
+
+
+def test_an_unreadable_slice_is_left_out_of_the_analysis_and_said_so(make_window, synth_root, tmp_path, qtbot):
+    study = tmp_path / "study"
+    shutil.copytree(synth_root / "SYN001", study)
+    _truncate(study / "CT" / "CT0003.dcm")
+    window = make_window(study)
+    results, view = window.results, window.view
+    assert results is not None and results.complete
+    bad = next(iter(results.unreadable))
+    assert list(results.unreadable) == [bad] and "truncated" in results.unreadable[bad]
+    assert results.known.sum() == 11 and not results.known[bad]
+    assert "1 unreadable, left out" in window.statusBar().currentMessage()
+    verdict = window.verdict_panel
+    assert verdict.verdict is not None and "unreadable" in verdict.verdict_label.text()
+    assert all(verdict.suspicious.item(i).data(QtCore.Qt.ItemDataRole.UserRole) != bad
+               for i in range(verdict.suspicious.count()))  # fmt: skip
+    view.set_index(bad)  # scrolling onto it shows why it is blank, and scrolling goes on
+    assert view.index == bad and view.pixels is None
+    assert "unreadable" in view.slice_label.text() and view.unreadable.isVisible()
+    assert window.results.heatmap(bad) is None
+    assert "this slice: unreadable, not analysed" in window.overlap_panel.study_label.text()
+    view.set_index(bad + 1)
+    assert view.pixels is not None and not view.unreadable.isVisible()
+
+
 def test_mismatching_checkpoint_is_refused_in_one_line(make_window, tmp_path, qtbot):
     window = make_window()
     qtbot.waitUntil(lambda: window.model is not None, timeout=30_000)
@@ -205,6 +251,37 @@ def test_screenshot_command_renders_slice_and_heatmap(tmp_path, synth_root, tiny
     off = img[h // 4 : 3 * h // 4, int(w * 0.25) : int(w * 0.7)]
     saturation = lambda rgb: (rgb.max(-1) - rgb.min(-1)).mean()  # noqa: E731
     assert saturation(on) > saturation(off) + 20  # the colour heatmap is drawn over the gray slice
+
+
+def test_screenshot_command_fails_in_one_line_when_the_model_does(tmp_path, synth_root):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "shot.png"
+    cmd = [sys.executable, "-m", "desktop", str(synth_root / "SYN001"), "--model", str(bad), "--screenshot", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ctlens view: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("ctlens view: cannot load model: bad.safetensors: not a safetensors checkpoint")
+    assert out.is_file() and "Traceback" not in result.stderr
+
+
+def test_a_failed_model_load_keeps_the_model_in_use_or_says_there_is_none(make_window, synth_root, tmp_path, qtbot):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    window = make_window(synth_root / "SYN001")
+    kept = window.model
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000):
+        window.load_model(bad)
+    assert window.model is kept and window.statusBar().currentMessage().endswith(f"still using {kept.path.name}")
+    assert window.device_label.text() != "no model"
+    fresh = make_window()
+    with qtbot.waitSignal(fresh.engine.failed, timeout=30_000):
+        fresh.load_model(bad)
+    with qtbot.waitSignal(fresh.study_loaded, timeout=30_000):
+        fresh.open_path(synth_root / "SYN001")
+    assert fresh.verdict_panel.verdict_label.text().startswith("no model: bad.safetensors")
 
 
 def test_exports_csv_and_png_but_never_into_the_study(make_window, synth_root, tmp_path):
@@ -386,8 +463,6 @@ def test_cancelling_one_job_leaves_the_next_one_running(qtbot, synth_root):
 
 
 def test_multi_series_study_lists_series_with_thumbnails(make_window, synth_root, tmp_path, qtbot):
-    import shutil
-
     for pid in ("SYN001", "SYN002"):
         shutil.copytree(synth_root / pid / "CT", tmp_path / "two" / pid)
     window = make_window(tmp_path / "two")
@@ -459,8 +534,8 @@ def test_a_model_that_outputs_nan_gets_no_verdict_but_a_message(qtbot):
 
     panel = VerdictPanel()
     qtbot.addWidget(panel)
-    panel.show_probabilities(np.array([0.2, 0.9]), complete=True)
+    panel.show_probabilities(np.array([0, 1]), np.array([0.2, 0.9]), complete=True)
     assert panel.verdict is not None and panel.suspicious.count() == 2
-    panel.show_probabilities(np.array([0.2, np.nan]), complete=True)
+    panel.show_probabilities(np.array([0, 1]), np.array([0.2, np.nan]), complete=True)
     assert panel.verdict is None and panel.suspicious.count() == 0
     assert "NaN" in panel.verdict_label.text()
