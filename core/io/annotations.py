@@ -75,8 +75,12 @@ def masks_for_images(series: Series, mask_dir: Path) -> LesionAnnotation | None:
     return LesionAnnotation(series.uid, labels, classes, str(mask_dir))
 
 
-def resample_labels(labels: np.ndarray, source_affine: np.ndarray, series: Series) -> np.ndarray:
-    """Nearest-neighbour resampling of a display-ordered label volume onto a series' grid.
+MIN_MASK_COVER = 0.9  # a mask volume must cover this much of a series to be its annotation
+
+
+def resample_labels(labels: np.ndarray, source_affine: np.ndarray, series: Series) -> tuple[np.ndarray, float]:
+    """Nearest-neighbour resampling of a display-ordered label volume onto a series' grid, and the
+    fraction of the series' voxels that fall inside the label volume.
 
     ``labels`` is (slices, rows, cols) with ``source_affine`` mapping (col, row, slice, 1) to
     LPS mm, as :attr:`Series.geometry.affine` does for the target.
@@ -85,12 +89,14 @@ def resample_labels(labels: np.ndarray, source_affine: np.ndarray, series: Serie
     mapping = np.linalg.inv(source_affine) @ series.geometry.affine
     rr, cc = np.mgrid[0:rows, 0:cols]
     out = np.zeros(series.shape, dtype=np.uint8)
+    inside = 0
     for k in range(n):
         vox = mapping @ np.stack([cc.ravel(), rr.ravel(), np.full(cc.size, k), np.ones(cc.size)])
         c, r, s = (np.rint(vox[i]).astype(int) for i in range(3))
         ok = (c >= 0) & (c < labels.shape[2]) & (r >= 0) & (r < labels.shape[1]) & (s >= 0) & (s < labels.shape[0])
         out[k].ravel()[ok] = labels[s[ok], r[ok], c[ok]]
-    return out
+        inside += int(ok.sum())
+    return out, inside / out.size
 
 
 def nifti_annotation(path: Path, series: Series) -> LesionAnnotation:
@@ -101,7 +107,11 @@ def nifti_annotation(path: Path, series: Series) -> LesionAnnotation:
     if data.ndim != 3:
         raise StudyReadError(f"{path.name}: a mask must be a 3-D volume")
     display = np.stack([display_slice(data[:, :, k]) for k in range(data.shape[2])]).astype(np.uint8)
-    labels = resample_labels(display, display_affine(img), series)
+    labels, cover = resample_labels(display, display_affine(img), series)
+    if cover < MIN_MASK_COVER:
+        size = "x".join(map(str, data.shape))
+        raise StudyReadError(f"{path.name}: its {size} grid covers {cover:.0%} of the series "
+                             f"({'x'.join(map(str, series.shape[::-1]))}): not a mask of this series")  # fmt: skip
     classes = GGO_CONSOLIDATION if labels.max(initial=0) == 2 else LESION
     return LesionAnnotation(series.uid, labels, dict(classes), str(path))
 

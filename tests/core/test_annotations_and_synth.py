@@ -134,7 +134,15 @@ def test_load_annotation_by_content_with_one_line_errors(synth_root, tmp_path):
     nii = load_annotation(synth_root / "SYN001" / "lesions.nii.gz", series)
     np.testing.assert_array_equal(seg.labels > 0, nii.labels > 0)
     other = open_study(synth_root / "SYN002" / "CT").series[0]
+    import nibabel as nib
+
+    source = nib.load(synth_root / "SYN001" / "lesions.nii.gz")
+    labels = np.asarray(source.dataobj)
+    nib.save(nib.Nifti1Image(labels[:100, :100], np.eye(4)), tmp_path / "elsewhere.nii.gz")  # another grid
+    nib.save(nib.Nifti1Image(labels[:, :, :7], source.affine), tmp_path / "short.nii.gz")  # 7 of the 12 slices
     for path, target, words in [
+        (tmp_path / "elsewhere.nii.gz", series, r"100x100x12 grid covers \d+% of the series \(128x128x12\)"),
+        (tmp_path / "short.nii.gz", series, "covers 58% of the series"),
         (synth_root / "SYN001" / "lesions.seg.dcm", other, "does not reference"),
         (tmp_path / "missing.nii.gz", series, "no such file"),
         (synth_root / "labels.csv", series, "not a DICOM SEG"),
