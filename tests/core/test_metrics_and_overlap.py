@@ -127,3 +127,17 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
         assert low <= point[key] <= high and high - low < 0.3
     assert ci == bootstrap_ci(y, s, n=300, seed=4)
     assert ci != bootstrap_ci(y, s, n=300, seed=5)
+
+
+def test_study_verdict_rules_and_what_they_say():
+    from core.diagnose import study_verdict
+
+    p = [0.1, 0.9, 0.6, 0.2, 0.3, 0.05, 0.0, 0.1, 0.2, 0.1]
+    top = study_verdict(p, "max")
+    assert top.positive and top.score == 0.9 and top.suspicious == (1, 2, 4, 3, 8)
+    mean3 = study_verdict(p, "topk", k=3)
+    assert mean3.score == pytest.approx((0.9 + 0.6 + 0.3) / 3) and mean3.positive and mean3.rule == "mean of top 3"
+    share = study_verdict(p, "fraction", cutoff=0.5, min_fraction=0.05)  # 2 of 10 slices above 0.5
+    assert share.positive and share.score == 1.0  # 20% is well past the 5% that scores 0.5
+    assert share.rule == "20% of slices above 0.5; positive from 5%"  # the share itself, not only the capped score
+    assert not study_verdict(p, "fraction", cutoff=0.95).positive
