@@ -104,7 +104,7 @@ def study_verdict(
         score = min(1.0, float(np.mean(p > cutoff)) * 0.5 / min_fraction)
     else:
         raise CTLensError(f"unknown verdict rule {rule!r} ({', '.join(RULES)})")
-    names = {"max": "max", "topk": f"mean of top {k}",
-             "fraction": f"{np.mean(p > cutoff):.0%} of slices above {cutoff:g}; positive from {min_fraction:.0%}"}  # fmt: skip
+    share = f"{np.mean(p > cutoff):.0%} of slices above {cutoff:g}; positive from {min_fraction:.0%}"
+    names = {"max": "max", "topk": f"mean of top {k}", "fraction": share}
     label = names[rule]
     return StudyVerdict(score >= 0.5, score, label, tuple(int(i) for i in order[:top]))

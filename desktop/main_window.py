@@ -86,6 +86,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._pending_slice: int | None = None  # slice to show once the study being opened is loaded
         self.series_list = QtWidgets.QListWidget()
         self.series_list.setIconSize(QtCore.QSize(THUMBNAIL, THUMBNAIL))
+        self.series_list.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # long UIDs: no sideways scrolling
+        self.series_list.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.verdict_panel = VerdictPanel()
         self.heatmap_panel = HeatmapPanel()
         self.overlap_panel = OverlapPanel()
@@ -423,8 +425,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study = study
         with QtCore.QSignalBlocker(self.series_list):
             self.series_list.clear()
-            for s in study.series:
-                item = QtWidgets.QListWidgetItem(f"{s.info.description or s.info.unit}\n{len(s)} slices")
+            for s, patient in zip(study.series, _patient_labels(study, self.info_panel.hide_identity), strict=True):
+                item = QtWidgets.QListWidgetItem(f"{s.info.description or s.info.unit}\n{_slices(len(s))}{patient}")
+                item.setToolTip(f"{s.info.description}\n{s.uid}")
                 if len(study.series) > 1:
                     item.setIcon(QtGui.QIcon(thumbnail(s)))
                 self.series_list.addItem(item)
@@ -468,7 +471,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overlap_panel.source_label.setText(
             "no annotations"
             if annotation is None
-            else f"{Path(annotation.source).name}: lesions on {len(annotation.lesion_slices)} slices"
+            else f"{Path(annotation.source).name}: lesions on {_slices(len(annotation.lesion_slices))}"
         )
         if refresh:
             self._on_slice_changed(self.view.index)
@@ -763,6 +766,20 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_about(self) -> None:
         QtWidgets.QMessageBox.about(self, "About CTLens", about_text(self.model))
+
+
+def _slices(n: int) -> str:
+    return f"{n} slice{'s' * (n != 1)}"
+
+
+def _patient_labels(study: Study, hide_identity: bool) -> list[str]:
+    """Per series, " · patient" when the study holds more than one patient (their IDs, or numbers
+    while identifying fields are hidden); else ""."""
+    ids = [s.info.fields.get("PatientID", "") for s in study.series]
+    order = list(dict.fromkeys(ids))
+    if len(order) < 2:
+        return [""] * len(ids)
+    return [f" · patient {order.index(i) + 1}" if hide_identity or not i else f" · {i}" for i in ids]
 
 
 def thumbnail(series: Series) -> QtGui.QPixmap:

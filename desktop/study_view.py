@@ -150,6 +150,7 @@ class StudyView(QtWidgets.QWidget):
             self.window_box.addItem("header")
         elif not has_header and self.window_box.findText("header") >= 0:
             self.window_box.removeItem(self.window_box.findText("header"))
+        self.window_box.setEnabled(series.info.unit == "HU" or has_header)  # presets are HU windows
         if series.info.unit == "gray":
             self._window = Window(1.0, 0.5, "image")
         elif series.info.unit != "HU":  # MR, CR...: the header's window, else the slice's range

@@ -82,8 +82,8 @@ def image_series(paths: Sequence[Path]) -> tuple[list[Series], list[str]]:
         info = SeriesInfo(
             uid=uid,
             unit="gray",
-            fields={"SeriesDescription": f"{len(members)} image(s) {cols}x{rows} in {members[0].parent.name}",
-                    "Modality": "OT"},
+            fields={"SeriesDescription": f"{members[0].name} ({cols}x{rows})" if len(members) == 1
+                    else f"{len(members)} images {cols}x{rows} in {members[0].parent.name}", "Modality": "OT"},
             slice_names=tuple(p.name for p in members),
             sop_uids=tuple("" for _ in members),
             source=str(members[0].parent),
