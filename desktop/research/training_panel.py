@@ -227,10 +227,14 @@ class TrainingPanel(QtWidgets.QWidget):
     def compare_run(self, path: str | Path | None, *, publish: bool = True) -> bool:
         """Draw the run in ``path`` on the same axes (``None``: remove the comparison)."""
         try:
-            self.compared = None if path is None else read_run(path)
+            compared = None if path is None else read_run(path)
+            if compared is not None and self.run is not None and compared.path.resolve() == self.run.path.resolve():
+                raise CTLensError(f"{compared.path.name}: that is the run shown; choose another to compare with")
         except CTLensError as exc:
             self.job_bar.show_message(str(exc), error=True)
             return False
+        self.compared = compared
+        self.job_bar.show_message("")
         self._show_compared()
         if publish:
             self._publish()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CTLensError
+from core.pretrain.loop import BACKBONE
 from core.train.config import TrainConfig
 from core.train.history import EpochRecord, read_history
 
@@ -74,6 +75,9 @@ def read_run(path: str | Path) -> RunFolder:
     path = Path(path)
     if not path.is_dir():
         raise CTLensError(f"{path}: no such folder")
+    if (path / BACKBONE).is_file():
+        raise CTLensError(f"{path.name}: a pretraining run (ctlens pretrain), not a training run: "
+                          f"fine-tune from its {BACKBONE} to see training curves")  # fmt: skip
     config = _config(path)
     folds = 0
     while (path / f"fold-{folds + 1}").is_dir():

@@ -142,8 +142,19 @@ def test_a_folder_that_is_not_a_run_gives_one_line_and_keeps_the_curves(panel, t
     message = panel.job_bar.label.text()
     assert message == "photos: not a training run (no history.jsonl)" and "c0392b" in panel.job_bar.label.styleSheet()
     assert not panel.compare_run(tmp_path / "missing")
+    pretrained = tmp_path / "moco"  # what ctlens pretrain writes: a loss-only history beside the backbone
+    pretrained.mkdir()
+    (pretrained / "history.jsonl").write_text('{"epoch": 1, "lr": 0.01, "seconds": 7.3, "loss": 2.05}\n')
+    (pretrained / "backbone.safetensors").write_bytes(b"")
+    for refused in (panel.open_run, panel.compare_run):
+        assert not refused(pretrained)
+        assert panel.job_bar.error.startswith("moco: a pretraining run (ctlens pretrain), not a training run")
+    assert not panel.compare_run(tmp_path / "alpha")
+    assert panel.job_bar.error == "alpha: that is the run shown; choose another to compare with"
     assert_curves_show(panel, records)
-    assert panel.session.runs == [tmp_path / "alpha"]
+    assert panel.session.runs == [tmp_path / "alpha"] and panel.compared is None
+    write_run(tmp_path / "beta", BETA)
+    assert panel.compare_run(tmp_path / "beta") and panel.job_bar.error == ""  # the old error goes
 
 
 def test_hover_lists_exact_values_at_the_nearest_epoch(panel, tmp_path, qtbot):
